@@ -1,0 +1,358 @@
+// Engine benchmark (`npm run bench:engine`): durable accept over HTTP against a bare Fastify
+// route answering 202 without storing (the ceiling, measured in the same run), delivered
+// messages per second to a local stub answering at once, and the RSS of a process holding a
+// large queued backlog; on SQLite, and on PostgreSQL when MIDDLEMART_BENCH_PG_URL (or
+// MIDDLEMART_TEST_PG_URL) is set. Each measurement runs in a child process; the last line
+// printed is one JSON object with every figure.
+//
+// Bounds (environment): BENCH_DURATION_S (default 5) per load run, BENCH_DELIVERIES (20,000),
+// BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per store. Tuning for the delivery
+// run: BENCH_POOL_SIZE (PostgreSQL pool, default 10), BENCH_HANDLER_BATCH (handlers per commit).
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import Fastify from 'fastify';
+import pg from 'pg';
+import { openStore } from '../src/store/index.js';
+import { createEngine } from '../src/runtime/engine.js';
+import { createDeliveryGate } from '../src/runtime/delivery/index.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const DURATION = Number(process.env.BENCH_DURATION_S ?? '5');
+const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? '20000');
+const QUEUE_COUNT = Number(process.env.BENCH_QUEUE_COUNT ?? '1000000');
+const FILL_BUDGET_S = Number(process.env.BENCH_FILL_BUDGET_S ?? '90');
+const PG_URL = process.env.MIDDLEMART_BENCH_PG_URL ?? process.env.MIDDLEMART_TEST_PG_URL;
+
+// ----------------------------------------------------------------------------- child modes
+
+function storeOptions(): { url: string; schema?: string } {
+  const url = process.env.BENCH_DB_URL!;
+  const schema = process.env.BENCH_SCHEMA;
+  return schema ? { url, schema } : { url };
+}
+
+function say(obj: object): void {
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
+
+async function serve(mode: 'ceiling' | 'durable'): Promise<void> {
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+  if (mode === 'ceiling') {
+    app.post('/v1/messages', async (_req, reply) => reply.code(202).send({ accepted: true }));
+  } else {
+    const { url, schema } = storeOptions();
+    const store = await openStore(url, schema ? { schema } : {});
+    const engine = createEngine({ store });
+    app.post('/v1/messages', async (req, reply) => {
+      const body = req.body as { id: string };
+      const r = await engine.accept({
+        source: 'bench',
+        idempotencyKey: body.id,
+        requestHash: createHash('sha256').update(JSON.stringify(body)).digest('base64url'),
+        type: 'bench.message',
+        partitionKey: body.id.slice(0, 4),
+        priority: 'standard',
+        payload: body,
+      });
+      return reply.code(r.outcome === 'accepted' || r.outcome === 'duplicate' ? 202 : 409).send(r);
+    });
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  say({ port: (app.server.address() as AddressInfo).port });
+}
+
+async function drain(): Promise<void> {
+  const stub = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
+  const stubUrl = `http://127.0.0.1:${(stub.address() as AddressInfo).port}/`;
+  const { url, schema } = storeOptions();
+  const poolSize = Number(process.env.BENCH_POOL_SIZE ?? '10');
+  const store = await openStore(url, { poolSize, ...(schema ? { schema } : {}) });
+  const gate = createDeliveryGate([
+    {
+      id: 'stub',
+      timeoutMs: 5000,
+      retry: { maxAttempts: 10, baseDelayMs: 50, maxDelayMs: 1000 },
+      circuitBreaker: { consecutiveFailures: 1000, halfOpenAfterMs: 1000 },
+      concurrency: { max: 64, adaptive: false },
+    },
+  ]);
+  const engine = createEngine({
+    store,
+    workers: 16,
+    ...(process.env.BENCH_HANDLER_BATCH
+      ? { handlerBatch: Number(process.env.BENCH_HANDLER_BATCH) }
+      : {}),
+    deliveryWorkers: 64,
+    perDestinationInFlight: 64,
+    gate,
+  });
+  engine.registerHandler('bench.message', async (msg, tx) => {
+    await tx.deliver({ destination: 'stub', payload: msg.payload });
+  });
+  engine.registerSender('stub', async (d, ctx) => {
+    const r = await fetch(stubUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': d.idempotencyKey },
+      body: JSON.stringify(d.payload),
+      signal: ctx.signal,
+    });
+    await r.arrayBuffer();
+    return { status: r.status };
+  });
+  const payload = { text: 'x'.repeat(1400) };
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < DELIVERIES; i++) {
+    pending.push(
+      engine.accept({
+        source: 'bench',
+        idempotencyKey: `d-${i}`,
+        requestHash: 'h',
+        type: 'bench.message',
+        partitionKey: `k-${i % 1000}`,
+        priority: 'standard',
+        payload,
+      }),
+    );
+    if (pending.length >= 2000) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  const started = Date.now();
+  engine.start();
+  const deadline = started + 120_000;
+  let processedAt = 0;
+  while (engine.counters.delivered < DELIVERIES && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (!processedAt && engine.counters.processed >= DELIVERIES) processedAt = Date.now();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  await engine.stop();
+  await store.close();
+  stub.closeAllConnections();
+  stub.close();
+  say({
+    delivered: engine.counters.delivered,
+    processed: engine.counters.processed,
+    seconds,
+    handlersSeconds: ((processedAt || Date.now()) - started) / 1000,
+    perSecond: Math.round(engine.counters.delivered / seconds),
+  });
+}
+
+async function fill(): Promise<void> {
+  const { url, schema } = storeOptions();
+  const store = await openStore(url, schema ? { schema } : {});
+  const engine = createEngine({ store, acceptBatchMax: 2000 });
+  const payload = { text: 'x'.repeat(1400) };
+  const deadline = Date.now() + FILL_BUDGET_S * 1000;
+  const started = Date.now();
+  let queued = 0;
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < QUEUE_COUNT && Date.now() < deadline; i++) {
+    pending.push(
+      engine
+        .accept({
+          source: 'bench',
+          idempotencyKey: `q-${i}`,
+          requestHash: 'h',
+          type: 'bench.message',
+          partitionKey: `k-${i % 10_000}`,
+          priority: i % 10 === 0 ? 'critical' : 'standard',
+          payload,
+        })
+        .then(() => void queued++),
+    );
+    if (pending.length >= 4000) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  const fillSeconds = (Date.now() - started) / 1000;
+  if (global.gc) global.gc();
+  const stats = await engine.stats();
+  say({
+    queued,
+    depth: stats.messages.total.depth,
+    fillSeconds,
+    acceptPerSecond: Math.round(queued / fillSeconds),
+    rssMb: Math.round(process.memoryUsage().rss / 1048576),
+  });
+  await store.close();
+}
+
+// ---------------------------------------------------------------------------------- parent
+
+interface Child {
+  first: Promise<Record<string, unknown>>;
+  kill(): void;
+  done: Promise<void>;
+}
+
+function child(mode: string, env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', SELF, mode], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let buf = '';
+  let resolveFirst!: (v: Record<string, unknown>) => void;
+  let rejectFirst!: (e: Error) => void;
+  const first = new Promise<Record<string, unknown>>((res, rej) => {
+    resolveFirst = res;
+    rejectFirst = rej;
+  });
+  proc.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString('utf8');
+    const nl = buf.indexOf('\n');
+    if (nl >= 0) resolveFirst(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+  });
+  const done = new Promise<void>((r) =>
+    proc.on('exit', (code) => {
+      rejectFirst(new Error(`${mode} exited with ${code}`));
+      r();
+    }),
+  );
+  return { first, kill: () => proc.kill('SIGTERM'), done };
+}
+
+const PADDING = 'x'.repeat(1500 - 60);
+const BODY_BYTES = JSON.stringify({ id: 'r-00000000-000000', text: PADDING }).length;
+
+async function load(port: number) {
+  const run = randomBytes(4).toString('hex');
+  let n = 0;
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}/v1/messages`,
+    connections: 64,
+    duration: DURATION,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        // A unique idempotency key per request (every request is a new message).
+        setupRequest: (req) => ({
+          ...req,
+          body: JSON.stringify({ id: `r-${run}-${String(++n).padStart(6, '0')}`, text: PADDING }),
+        }),
+      },
+    ],
+  });
+  return {
+    requestsPerSecond: Math.round(r.requests.average),
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+  };
+}
+
+interface Target {
+  name: 'sqlite' | 'postgres';
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+function sqliteTarget(): Target {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-bench-'));
+  let n = 0;
+  return {
+    name: 'sqlite',
+    get env() {
+      // A fresh database file per measurement.
+      return { BENCH_DB_URL: `sqlite:${join(dir, `bench-${++n}.db`)}` };
+    },
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function postgresTarget(url: string): Target {
+  const schemas: string[] = [];
+  return {
+    name: 'postgres',
+    get env() {
+      const schema = `mm_bench_${randomBytes(5).toString('hex')}`;
+      schemas.push(schema);
+      return { BENCH_DB_URL: url, BENCH_SCHEMA: schema };
+    },
+    cleanup: async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+      await c.end();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const mode = process.argv[2];
+  if (mode === 'ceiling' || mode === 'durable') return serve(mode);
+  if (mode === 'drain' || mode === 'fill') {
+    await (mode === 'drain' ? drain() : fill());
+    process.exit(0);
+  }
+
+  const figures: Record<string, unknown> = {
+    durationS: DURATION,
+    connections: 64,
+    bodyBytes: BODY_BYTES,
+  };
+  const ceilingChild = child('ceiling', {});
+  const { port } = (await ceilingChild.first) as { port: number };
+  const ceiling = await load(port);
+  ceilingChild.kill();
+  await ceilingChild.done;
+  figures.ceiling = ceiling;
+  console.log(
+    `ceiling (bare 202): ${ceiling.requestsPerSecond} req/s p50 ${ceiling.p50Ms} ms p99 ${ceiling.p99Ms} ms`,
+  );
+
+  const targets = [sqliteTarget(), ...(PG_URL ? [postgresTarget(PG_URL)] : [])];
+  if (!PG_URL)
+    console.log('PostgreSQL skipped: set MIDDLEMART_BENCH_PG_URL or MIDDLEMART_TEST_PG_URL');
+  for (const t of targets) {
+    try {
+      const server = child('durable', t.env);
+      const { port: p } = (await server.first) as { port: number };
+      const accept = await load(p);
+      server.kill();
+      await server.done;
+      console.log(
+        `${t.name} durable accept: ${accept.requestsPerSecond} req/s p50 ${accept.p50Ms} ms p99 ${accept.p99Ms} ms ` +
+          `(${((accept.requestsPerSecond / Math.max(1, ceiling.requestsPerSecond)) * 100).toFixed(1)}% of ceiling)`,
+      );
+      const drained = await child('drain', t.env).first;
+      console.log(
+        `${t.name} delivery: ${String(drained.perSecond)} msg/s (${String(drained.delivered)} in ${String(drained.seconds)} s)`,
+      );
+      const filled = await child('fill', t.env).first;
+      console.log(
+        `${t.name} queued backlog: ${String(filled.queued)} messages in ${String(filled.fillSeconds)} s, RSS ${String(filled.rssMb)} MB`,
+      );
+      figures[t.name] = {
+        accept: {
+          ...accept,
+          ratioToCeiling: Number(
+            (accept.requestsPerSecond / Math.max(1, ceiling.requestsPerSecond)).toFixed(3),
+          ),
+        },
+        delivery: drained,
+        backlog: filled,
+      };
+    } finally {
+      await t.cleanup();
+    }
+  }
+  console.log(JSON.stringify(figures));
+}
+
+await main();

@@ -1,0 +1,1113 @@
+// The durable engine: idempotent accept with group commit, workers that run handlers inside
+// store transactions (the outbox), delivery workers that attempt each delivery through the
+// delivery gate, back-pressure, retention, and the observable surface (events, counters, stats).
+import { EventEmitter } from 'node:events';
+import type { Store, StoreTx } from '../store/port.js';
+import {
+  DAY_MS,
+  LeaseLostError,
+  acceptBatch,
+  acceptInTx,
+  claimDeliveries,
+  claimMessages,
+  failMessage,
+  insertDelivery,
+  lockPartitionKeys,
+  markMessageDone,
+  priorityOf,
+  promoteNextHead,
+  purgeExpired,
+  queueDepths,
+  settleDeliveryInTx,
+  stateAccess,
+  toOutboundDelivery,
+  toQueuedMessage,
+  type Claimed,
+  type DeliveryResult,
+  type DeliveryRow,
+  type MessageRow,
+  type PurgeReport,
+} from './queue.js';
+import {
+  listDeadLetters,
+  replayDeadLetter,
+  replayDeadLetters,
+  showDeadLetter,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterPage,
+  type ReplayResult,
+} from './dead-letters.js';
+import {
+  PRIORITY_CLASSES,
+  PermanentError,
+  type AcceptRequest,
+  type AcceptResult,
+  type DeliveryGate,
+  type DeliveryRequest,
+  type EmitRequest,
+  type EngineCounters,
+  type EngineEvents,
+  type EngineStats,
+  type HandlerTx,
+  type MessageHandler,
+  type PriorityClass,
+  type Sender,
+} from './types.js';
+
+export interface EngineLogger {
+  debug?(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface EngineOptions {
+  store: Store;
+  /** Handlers running at once in this process (default 8). */
+  workers?: number;
+  /**
+   * Messages whose handlers share one transaction, each in its own savepoint (one commit for
+   * several messages). Default: every claimed message on SQLite (one writer anyway), 1 on
+   * PostgreSQL (handlers commit independently, in parallel over the pool).
+   */
+  handlerBatch?: number;
+  /** Delivery attempts running at once in this process (default 32). */
+  deliveryWorkers?: number;
+  /** Per destination, attempts in flight from this process (default 16; the gate may limit lower). */
+  perDestinationInFlight?: number;
+  /** Lease on a claimed message or delivery (default 30 s). Must exceed a handler's or attempt's run time. */
+  leaseMs?: number;
+  /** Idle polling backoff bounds (defaults 5 ms .. 250 ms). */
+  pollMs?: { min?: number; max?: number };
+  /** The delivery gate (src/runtime/delivery). Deliveries are only attempted when one is given. */
+  gate?: DeliveryGate;
+  /** Handler attempts before a message is dead-lettered, and retry backoff. */
+  handlerRetry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /** Safety cap on delivery attempts on top of the gate's own policy (default 25). */
+  deliveryMaxAttempts?: number;
+  /** How long an idempotency key answers duplicates (default 7 days). */
+  idempotencyWindowMs?: number;
+  retention?: {
+    /** Keep done messages and delivered deliveries this long (default 7 days). */
+    completedMs?: number;
+    /** How often the background purge runs (default 10 minutes); 0 disables it. */
+    intervalMs?: number;
+    batch?: number;
+  };
+  backpressure?: {
+    /** Queued deferrable messages + deliveries above which deferrable accepts are refused (default 100,000). */
+    deferrableBacklogLimit?: number;
+    retryAfterSeconds?: number;
+    /**
+     * Per destination: queued critical + standard deliveries above which its deferrable
+     * deliveries wait (also reported to the gate through setBacklog).
+     */
+    destinationBacklog?: Record<string, number>;
+    /** How often backlog figures are refreshed (default 1 s). */
+    refreshMs?: number;
+  };
+  /** Accepts per group commit (default 512). */
+  acceptBatchMax?: number;
+  logger?: EngineLogger;
+}
+
+export interface Engine {
+  /** Commits the message (or finds its duplicate) before resolving. */
+  accept(req: AcceptRequest): Promise<AcceptResult>;
+  registerHandler(type: string, handler: MessageHandler): void;
+  registerSender(destination: string, sender: Sender): void;
+  /** Starts workers, back-pressure refresh and retention in this process. */
+  start(): void;
+  /** Stops claiming, waits for in-flight handlers and deliveries and pending accepts. */
+  stop(): Promise<void>;
+  stats(): Promise<EngineStats>;
+  /** Runs the retention purge now. */
+  purge(): Promise<PurgeReport>;
+  readonly deadLetters: {
+    list(
+      filter?: DeadLetterFilter,
+      page?: { limit?: number; cursor?: string },
+    ): Promise<DeadLetterPage>;
+    show(id: string): Promise<DeadLetter | undefined>;
+    replay(id: string): Promise<ReplayResult | undefined>;
+    replayMatching(filter: DeadLetterFilter, limit?: number): Promise<ReplayResult[]>;
+  };
+  readonly events: EventEmitter<EngineEvents>;
+  readonly counters: Readonly<EngineCounters>;
+  readonly running: boolean;
+}
+
+const silentLogger: EngineLogger = { warn: () => undefined, error: () => undefined };
+
+/** Resolves waiters on wake() or after their timeout, whichever comes first. */
+class Waker {
+  private waiters = new Set<() => void>();
+  wake(): void {
+    const w = [...this.waiters];
+    this.waiters.clear();
+    for (const f of w) f();
+  }
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+function validate(req: AcceptRequest): void {
+  const fields = ['source', 'idempotencyKey', 'requestHash', 'type', 'partitionKey'] as const;
+  for (const f of fields) {
+    if (typeof req[f] !== 'string') throw new TypeError(`accept: ${f} must be a string`);
+  }
+  if (req.source === '' || req.idempotencyKey === '' || req.type === '') {
+    throw new TypeError('accept: source, idempotencyKey and type must not be empty');
+  }
+  if (!PRIORITY_CLASSES.includes(req.priority)) {
+    throw new TypeError(`accept: priority must be one of ${PRIORITY_CLASSES.join(', ')}`);
+  }
+  if (req.availableAt !== undefined && !(req.availableAt instanceof Date)) {
+    throw new TypeError('accept: availableAt must be a Date');
+  }
+}
+
+interface HandlerEffects {
+  emitted: number;
+  delivered: number;
+}
+
+interface PendingSettle {
+  claimed: Claimed<DeliveryRow>;
+  result: DeliveryResult;
+  resolve: (settled: boolean) => void;
+  reject: (e: unknown) => void;
+}
+
+interface PendingAccept {
+  req: AcceptRequest;
+  resolve: (r: AcceptResult) => void;
+  reject: (e: unknown) => void;
+}
+
+class DurableEngine implements Engine {
+  readonly events = new EventEmitter<EngineEvents>();
+  readonly counters: EngineCounters = {
+    accepted: 0,
+    duplicates: 0,
+    conflicts: 0,
+    backpressured: 0,
+    processed: 0,
+    handlerFailures: 0,
+    delivered: 0,
+    retried: 0,
+    circuitOpenSkips: 0,
+    deadLettered: 0,
+    replayed: 0,
+    purged: 0,
+  };
+  readonly deadLetters: Engine['deadLetters'];
+
+  private readonly store: Store;
+  private readonly log: EngineLogger;
+  private readonly workers: number;
+  private readonly handlerBatch: number;
+  private readonly minMessageClaim: number;
+  private readonly minDeliveryClaim: number;
+  private readonly deliveryWorkers: number;
+  private readonly perDestination: number;
+  private readonly leaseMs: number;
+  private readonly pollMin: number;
+  private readonly pollMax: number;
+  private readonly gate: DeliveryGate | undefined;
+  private readonly handlerMaxAttempts: number;
+  private readonly handlerBaseDelay: number;
+  private readonly handlerMaxDelay: number;
+  private readonly deliveryMaxAttempts: number;
+  private readonly idempotencyWindowMs: number;
+  private readonly retentionMs: number;
+  private readonly retentionInterval: number;
+  private readonly retentionBatch: number;
+  private readonly deferrableLimit: number;
+  private readonly retryAfterSeconds: number;
+  private readonly destinationBacklog: Record<string, number>;
+  private readonly refreshMs: number;
+  private readonly acceptBatchMax: number;
+  private readonly maxFlushes: number;
+
+  private readonly handlers = new Map<string, MessageHandler>();
+  private readonly senders = new Map<string, Sender>();
+  private pending: PendingAccept[] = [];
+  private pendingSettles: PendingSettle[] = [];
+  private settleScheduled = false;
+  private settling = 0;
+  private flushScheduled = false;
+  private flushing = 0;
+  private readonly flushes = new Set<Promise<void>>();
+
+  private started = false;
+  private stopping = false;
+  private loops: Promise<void>[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private messagesInFlight = 0;
+  private deliveriesInFlight = 0;
+  private readonly destinationInFlight = new Map<string, number>();
+  private readonly messageWaker = new Waker();
+  private readonly deliveryWaker = new Waker();
+  private timers: NodeJS.Timeout[] = [];
+
+  private deferrableBacklog = 0;
+  private congested: string[] = [];
+  private backlogRefreshedAt = 0;
+  private refreshing: Promise<void> | null = null;
+
+  constructor(opts: EngineOptions) {
+    this.store = opts.store;
+    this.log = opts.logger ?? silentLogger;
+    this.workers = Math.max(1, opts.workers ?? 8);
+    this.handlerBatch = Math.max(
+      1,
+      opts.handlerBatch ?? (this.store.dialect === 'sqlite' ? this.workers : 1),
+    );
+    this.deliveryWorkers = Math.max(1, opts.deliveryWorkers ?? 32);
+    this.minMessageClaim = Math.max(1, Math.floor(this.workers / 2));
+    this.minDeliveryClaim = Math.max(1, Math.floor(this.deliveryWorkers / 4));
+    this.perDestination = Math.max(1, opts.perDestinationInFlight ?? 16);
+    this.leaseMs = Math.max(50, opts.leaseMs ?? 30_000);
+    this.pollMin = Math.max(1, opts.pollMs?.min ?? 5);
+    this.pollMax = Math.max(this.pollMin, opts.pollMs?.max ?? 250);
+    this.gate = opts.gate;
+    this.handlerMaxAttempts = Math.max(1, opts.handlerRetry?.maxAttempts ?? 5);
+    this.handlerBaseDelay = Math.max(0, opts.handlerRetry?.baseDelayMs ?? 500);
+    this.handlerMaxDelay = Math.max(this.handlerBaseDelay, opts.handlerRetry?.maxDelayMs ?? 60_000);
+    this.deliveryMaxAttempts = Math.max(1, opts.deliveryMaxAttempts ?? 25);
+    this.idempotencyWindowMs = opts.idempotencyWindowMs ?? 7 * DAY_MS;
+    this.retentionMs = opts.retention?.completedMs ?? 7 * DAY_MS;
+    this.retentionInterval = opts.retention?.intervalMs ?? 10 * 60_000;
+    this.retentionBatch = Math.max(1, opts.retention?.batch ?? 1000);
+    this.deferrableLimit = opts.backpressure?.deferrableBacklogLimit ?? 100_000;
+    this.retryAfterSeconds = Math.max(1, opts.backpressure?.retryAfterSeconds ?? 30);
+    this.destinationBacklog = opts.backpressure?.destinationBacklog ?? {};
+    this.refreshMs = Math.max(10, opts.backpressure?.refreshMs ?? 1000);
+    this.acceptBatchMax = Math.max(1, opts.acceptBatchMax ?? 512);
+    // SQLite has one writer: one group commit at a time collects everything that arrives meanwhile.
+    this.maxFlushes = this.store.dialect === 'sqlite' ? 1 : 4;
+
+    const store = this.store;
+    this.deadLetters = {
+      list: (filter, page) => listDeadLetters(store, filter, page),
+      show: (id) => showDeadLetter(store, id),
+      replay: async (id) => {
+        const r = await replayDeadLetter(store, id);
+        if (r) this.afterReplay([r]);
+        return r;
+      },
+      replayMatching: async (filter, limit) => {
+        const r = await replayDeadLetters(store, filter, limit === undefined ? {} : { limit });
+        this.afterReplay(r);
+        return r;
+      },
+    };
+    // An 'error' event without listeners would throw; errors are also logged.
+    this.events.on('error', () => undefined);
+  }
+
+  get running(): boolean {
+    return this.started && !this.stopping;
+  }
+
+  private afterReplay(results: ReplayResult[]): void {
+    for (const r of results) {
+      this.counters.replayed++;
+      this.events.emit('replayed', r);
+    }
+    if (results.length > 0) {
+      this.messageWaker.wake();
+      this.deliveryWaker.wake();
+    }
+  }
+
+  // ------------------------------------------------------------------------------ accept
+
+  accept(req: AcceptRequest): Promise<AcceptResult> {
+    try {
+      validate(req);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (req.priority === 'deferrable') this.maybeRefreshBacklog();
+    return new Promise<AcceptResult>((resolve, reject) => {
+      this.pending.push({ req, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.pending.length === 0 || this.flushing >= this.maxFlushes) return;
+    if (this.pending.length >= this.acceptBatchMax) {
+      this.startFlush();
+      return;
+    }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.flushing < this.maxFlushes) this.startFlush();
+    });
+  }
+
+  private startFlush(): void {
+    const batch = this.pending.splice(0, this.acceptBatchMax);
+    if (batch.length === 0) return;
+    this.flushing++;
+    const p = this.flush(batch).finally(() => {
+      this.flushing--;
+      this.flushes.delete(p);
+      this.scheduleFlush();
+    });
+    this.flushes.add(p);
+  }
+
+  private async flush(batch: PendingAccept[]): Promise<void> {
+    const now = Date.now();
+    const opts = {
+      now,
+      idempotencyWindowMs: this.idempotencyWindowMs,
+      refuseDeferrable: this.deferrableBacklog > this.deferrableLimit,
+      retryAfterSeconds: this.retryAfterSeconds,
+    };
+    let results: (AcceptResult | Error)[];
+    try {
+      results = await acceptBatch(
+        this.store,
+        batch.map((b) => b.req),
+        opts,
+      );
+    } catch (err) {
+      if (batch.length === 1) {
+        results = [err as Error];
+      } else {
+        // Isolate the failing request: each one in its own transaction.
+        results = [];
+        for (const b of batch) {
+          try {
+            results.push(
+              await this.store.transaction(async (tx) => {
+                await lockPartitionKeys(tx, [b.req.partitionKey]);
+                return acceptInTx(tx, b.req, opts);
+              }),
+            );
+          } catch (e) {
+            results.push(e as Error);
+          }
+        }
+      }
+    }
+    let accepted = false;
+    batch.forEach((b, i) => {
+      const r = results[i]!;
+      if (r instanceof Error) {
+        b.reject(r);
+        return;
+      }
+      switch (r.outcome) {
+        case 'accepted':
+          accepted = true;
+          this.counters.accepted++;
+          this.events.emit('accepted', {
+            messageId: r.messageId,
+            type: b.req.type,
+            priority: b.req.priority,
+            source: b.req.source,
+          });
+          break;
+        case 'duplicate':
+          this.counters.duplicates++;
+          break;
+        case 'conflict':
+          this.counters.conflicts++;
+          break;
+        case 'backpressure':
+          this.counters.backpressured++;
+          break;
+      }
+      b.resolve(r);
+    });
+    if (accepted) this.messageWaker.wake();
+  }
+
+  private maybeRefreshBacklog(): void {
+    if (this.refreshing || Date.now() - this.backlogRefreshedAt < this.refreshMs) return;
+    this.refreshing = this.refreshBacklog().finally(() => (this.refreshing = null));
+  }
+
+  private async refreshBacklog(): Promise<void> {
+    try {
+      const d = await queueDepths(this.store);
+      const deferrable = priorityOrder('deferrable');
+      let backlog = 0;
+      for (const m of d.messages) if (m.priority === deferrable) backlog += m.n;
+      const perDestination = new Map<string, number>();
+      for (const x of d.deliveries) {
+        // A destination's backlog is the work deferrable deliveries would wait behind.
+        if (x.priority === deferrable) backlog += x.n;
+        else perDestination.set(x.destination, (perDestination.get(x.destination) ?? 0) + x.n);
+      }
+      this.deferrableBacklog = backlog;
+      if (this.gate?.setBacklog) {
+        for (const dest of this.senders.keys()) {
+          try {
+            this.gate.setBacklog(dest, perDestination.get(dest) ?? 0);
+          } catch {
+            // The gate has no policy for this destination; its deliveries will say so.
+          }
+        }
+      }
+      this.congested = Object.entries(this.destinationBacklog)
+        .filter(([dest, limit]) => (perDestination.get(dest) ?? 0) > limit)
+        .map(([dest]) => dest);
+      this.backlogRefreshedAt = Date.now();
+    } catch (err) {
+      this.reportError('backlog refresh', err);
+    }
+  }
+
+  // -------------------------------------------------------------------------- registration
+
+  registerHandler(type: string, handler: MessageHandler): void {
+    if (this.handlers.has(type)) throw new Error(`a handler for ${type} is already registered`);
+    this.handlers.set(type, handler);
+  }
+
+  registerSender(destination: string, sender: Sender): void {
+    if (this.senders.has(destination)) {
+      throw new Error(`a sender for ${destination} is already registered`);
+    }
+    this.senders.set(destination, sender);
+    this.deliveryWaker.wake();
+  }
+
+  // ------------------------------------------------------------------------------- workers
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = false;
+    this.loops = [this.messageLoop(), this.deliveryLoop()];
+    this.timers.push(setInterval(() => this.maybeRefreshBacklog(), this.refreshMs));
+    if (this.retentionInterval > 0) {
+      this.timers.push(
+        setInterval(() => {
+          this.purge().catch((err: unknown) => this.reportError('retention', err));
+        }, this.retentionInterval),
+      );
+    }
+    for (const t of this.timers) t.unref();
+    this.maybeRefreshBacklog();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) {
+      await Promise.allSettled([...this.flushes]);
+      return;
+    }
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.messageWaker.wake();
+    this.deliveryWaker.wake();
+    await Promise.allSettled(this.loops);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
+    if (this.refreshing) await this.refreshing;
+    this.loops = [];
+    this.started = false;
+    this.stopping = false;
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** The gate's view of a destination; undefined when it has no policy for it. */
+  private gateStatus(destination: string) {
+    try {
+      return this.gate?.status?.(destination);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private reportError(where: string, error: unknown): void {
+    this.log.error({ err: error, where }, `engine: ${where} failed`);
+    this.events.emit('error', { where, error });
+  }
+
+  private async messageLoop(): Promise<void> {
+    let idle = this.pollMin;
+    while (!this.stopping) {
+      const free = this.workers - this.messagesInFlight;
+      // Claim in batches: while work is in flight, wait until half the workers are free (each
+      // claim is a commit; claiming one slot at a time would cap throughput at the claim rate).
+      if (free <= 0 || (free < this.minMessageClaim && this.messagesInFlight > 0)) {
+        await this.messageWaker.wait(this.pollMax);
+        continue;
+      }
+      let claimed: Claimed<MessageRow>[] = [];
+      try {
+        claimed = await claimMessages(this.store, {
+          limit: free,
+          leaseMs: this.leaseMs,
+          now: Date.now(),
+        });
+      } catch (err) {
+        if (this.stopping) break;
+        this.reportError('claim messages', err);
+        await this.messageWaker.wait(this.pollMax);
+        continue;
+      }
+      if (claimed.length === 0) {
+        await this.messageWaker.wait(idle);
+        idle = Math.min(idle * 2, this.pollMax);
+        continue;
+      }
+      idle = this.pollMin;
+      if (this.handlerBatch > 1) {
+        for (let i = 0; i < claimed.length; i += this.handlerBatch) {
+          const chunk = claimed.slice(i, i + this.handlerBatch);
+          this.messagesInFlight += chunk.length;
+          this.track(
+            this.processBatch(chunk).finally(() => {
+              this.messagesInFlight -= chunk.length;
+              this.messageWaker.wake();
+            }),
+          );
+        }
+        continue;
+      }
+      for (const c of claimed) {
+        this.messagesInFlight++;
+        this.track(
+          this.processMessage(c).finally(() => {
+            this.messagesInFlight--;
+            this.messageWaker.wake();
+          }),
+        );
+      }
+    }
+  }
+
+  private handlerBackoff(attempt: number): number {
+    const ceiling = Math.min(this.handlerMaxDelay, this.handlerBaseDelay * 2 ** (attempt - 1));
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  /** Runs a claimed message's handler inside `sql`; throws when it fails or the lease is lost. */
+  private async runHandler(sql: StoreTx, c: Claimed<MessageRow>): Promise<HandlerEffects> {
+    const msg = toQueuedMessage(c.row);
+    const handler = this.handlers.get(msg.type);
+    if (!handler) throw new PermanentError(`no handler registered for ${msg.type}`);
+    const effects: HandlerEffects = { emitted: 0, delivered: 0 };
+    // The done-mark first: on PostgreSQL it locks the row, so a worker that re-claimed an
+    // expired lease cannot commit the same message's effects twice.
+    await markMessageDone(sql, msg.id, c.leaseToken, Date.now());
+    const perDestination = new Map<string, number>();
+    const tx: HandlerTx = {
+      dialect: sql.dialect,
+      message: msg,
+      query: (s, p) => sql.query(s, p),
+      execute: (s, p) => sql.execute(s, p),
+      state: stateAccess(sql, Date.now),
+      emit: async (e: EmitRequest) => {
+        effects.emitted++;
+        return this.emitInTx(sql, msg, e, effects.emitted);
+      },
+      deliver: async (d: DeliveryRequest) => {
+        const n = (perDestination.get(d.destination) ?? 0) + 1;
+        perDestination.set(d.destination, n);
+        effects.delivered++;
+        return insertDelivery(
+          sql,
+          {
+            messageId: msg.id,
+            destination: d.destination,
+            idempotencyKey: d.idempotencyKey ?? `${msg.id}/${d.destination}/${n}`,
+            priority: d.priority ?? msg.priority,
+            payload: d.payload,
+            headers: d.headers,
+            traceparent: d.traceparent ?? msg.traceparent,
+            availableAt: d.availableAt,
+            originAt: c.row.accepted_at,
+          },
+          Date.now(),
+        );
+      },
+    };
+    await handler(msg, tx);
+    await promoteNextHead(sql, msg.partitionKey);
+    return effects;
+  }
+
+  private async processMessage(c: Claimed<MessageRow>): Promise<void> {
+    let effects: HandlerEffects;
+    try {
+      effects = await this.store.transaction((sql) => this.runHandler(sql, c));
+    } catch (err) {
+      await this.handlerFailed(c, err);
+      return;
+    }
+    this.handlerSucceeded(c, effects);
+  }
+
+  /**
+   * A chunk of claimed messages runs in ONE transaction, each handler in its own savepoint (a
+   * failing handler rolls back to it and leaves the others), so many messages share one commit
+   * and one fsync. On SQLite handlers run one at a time in any case (one writer).
+   */
+  private async processBatch(batch: Claimed<MessageRow>[]): Promise<void> {
+    const outcomes: ({ ok: true; effects: HandlerEffects } | { ok: false; error: unknown })[] = [];
+    try {
+      await this.store.transaction(async (sql) => {
+        for (const c of batch) {
+          await sql.execute('SAVEPOINT handler');
+          try {
+            const effects = await this.runHandler(sql, c);
+            await sql.execute('RELEASE SAVEPOINT handler');
+            outcomes.push({ ok: true, effects });
+          } catch (error) {
+            await sql.execute('ROLLBACK TO SAVEPOINT handler');
+            await sql.execute('RELEASE SAVEPOINT handler');
+            outcomes.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (err) {
+      // Nothing committed: every message of the batch failed this time.
+      for (const c of batch) await this.handlerFailed(c, err);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const o = outcomes[i]!;
+      if (o.ok) this.handlerSucceeded(batch[i]!, o.effects);
+      else await this.handlerFailed(batch[i]!, o.error);
+    }
+  }
+
+  private handlerSucceeded(c: Claimed<MessageRow>, effects: HandlerEffects): void {
+    this.counters.processed++;
+    this.events.emit('processed', {
+      messageId: c.row.id,
+      type: c.row.type,
+      priority: priorityOf(c.row.priority),
+      latencyMs: Date.now() - c.row.accepted_at,
+    });
+    if (effects.emitted > 0) this.messageWaker.wake();
+    if (effects.delivered > 0) this.deliveryWaker.wake();
+  }
+
+  private async handlerFailed(c: Claimed<MessageRow>, err: unknown): Promise<void> {
+    if (err instanceof LeaseLostError) {
+      this.log.warn({ messageId: c.row.id }, 'engine: lease lost; another worker has the message');
+      return;
+    }
+    await this.messageFailed(c, err);
+  }
+
+  private async emitInTx(
+    sql: StoreTx,
+    parent: ReturnType<typeof toQueuedMessage>,
+    e: EmitRequest,
+    n: number,
+  ): Promise<string> {
+    const now = Date.now();
+    const req: AcceptRequest = {
+      source: e.source ?? 'middlemart',
+      idempotencyKey: e.idempotencyKey ?? `${parent.id}/emit/${n}`,
+      requestHash: e.requestHash ?? '',
+      type: e.type,
+      partitionKey: e.partitionKey,
+      priority: e.priority ?? parent.priority,
+      payload: e.payload,
+      ...((e.traceparent ?? parent.traceparent)
+        ? { traceparent: (e.traceparent ?? parent.traceparent) as string }
+        : {}),
+      ...(e.availableAt ? { availableAt: e.availableAt } : {}),
+    };
+    validate(req);
+    await lockPartitionKeys(sql, [req.partitionKey]);
+    const r = await acceptInTx(sql, req, {
+      now,
+      idempotencyWindowMs: this.idempotencyWindowMs,
+      refuseDeferrable: false,
+      retryAfterSeconds: this.retryAfterSeconds,
+    });
+    if (r.outcome === 'backpressure') throw new Error('unreachable: emit refused');
+    return r.messageId;
+  }
+
+  private async messageFailed(c: Claimed<MessageRow>, err: unknown): Promise<void> {
+    const permanent = err instanceof PermanentError;
+    const exhausted = c.row.attempts >= this.handlerMaxAttempts;
+    const error = errorText(err);
+    this.counters.handlerFailures++;
+    const retryAfterMs = permanent || exhausted ? null : this.handlerBackoff(c.row.attempts);
+    try {
+      const r = await failMessage(this.store, c, {
+        now: Date.now(),
+        error,
+        retryAfterMs,
+        reason: permanent ? 'permanent handler failure' : 'handler attempts exhausted',
+      });
+      if (r === 'retry') {
+        this.counters.retried++;
+        this.events.emit('retried', {
+          kind: 'message',
+          id: c.row.id,
+          afterMs: retryAfterMs ?? 0,
+          error,
+        });
+      } else if (r === 'dead') {
+        this.counters.deadLettered++;
+        this.events.emit('dead-lettered', {
+          kind: 'message',
+          id: c.row.id,
+          type: c.row.type,
+          reason: permanent ? 'permanent handler failure' : 'handler attempts exhausted',
+        });
+        this.messageWaker.wake();
+      }
+      this.log.warn(
+        { messageId: c.row.id, type: c.row.type, error, outcome: r },
+        'engine: handler failed',
+      );
+    } catch (e) {
+      // The lease will expire and the message will be claimed again.
+      this.reportError('record handler failure', e);
+    }
+  }
+
+  // ---------------------------------------------------------------------------- deliveries
+
+  private async deliveryLoop(): Promise<void> {
+    let idle = this.pollMin;
+    let warned = false;
+    while (!this.stopping) {
+      const free = this.deliveryWorkers - this.deliveriesInFlight;
+      const waitForMore = free < this.minDeliveryClaim && this.deliveriesInFlight > 0;
+      if (free <= 0 || waitForMore || this.senders.size === 0 || !this.gate) {
+        if (!this.gate && this.senders.size > 0 && !warned) {
+          warned = true;
+          this.log.warn({}, 'engine: senders registered but no delivery gate; deliveries wait');
+        }
+        await this.deliveryWaker.wait(this.pollMax);
+        continue;
+      }
+      const destinations = [...this.senders.keys()];
+      const saturated = destinations.filter(
+        (d) => (this.destinationInFlight.get(d) ?? 0) >= this.perDestination,
+      );
+      const congested = new Set(this.congested);
+      for (const d of destinations) if (this.gateStatus(d)?.congested) congested.add(d);
+      let claimed: Claimed<DeliveryRow>[] = [];
+      try {
+        claimed = await claimDeliveries(this.store, {
+          limit: Math.min(free, this.perDestination * destinations.length),
+          leaseMs: this.leaseMs,
+          now: Date.now(),
+          destinations,
+          congested: [...congested],
+          saturated,
+        });
+      } catch (err) {
+        if (this.stopping) break;
+        this.reportError('claim deliveries', err);
+        await this.deliveryWaker.wait(this.pollMax);
+        continue;
+      }
+      if (claimed.length === 0) {
+        await this.deliveryWaker.wait(idle);
+        idle = Math.min(idle * 2, this.pollMax);
+        continue;
+      }
+      idle = this.pollMin;
+      for (const c of claimed) {
+        const dest = c.row.destination;
+        this.deliveriesInFlight++;
+        this.destinationInFlight.set(dest, (this.destinationInFlight.get(dest) ?? 0) + 1);
+        this.track(
+          this.attemptDelivery(c).finally(() => {
+            this.deliveriesInFlight--;
+            this.destinationInFlight.set(dest, (this.destinationInFlight.get(dest) ?? 1) - 1);
+            this.deliveryWaker.wake();
+          }),
+        );
+      }
+    }
+  }
+
+  private async attemptDelivery(c: Claimed<DeliveryRow>): Promise<void> {
+    const gate = this.gate!;
+    const delivery = toOutboundDelivery(c.row);
+    const sender = this.senders.get(delivery.destination);
+    let result: DeliveryResult;
+    const started = Date.now();
+    if (!sender) {
+      result = { kind: 'postpone', afterMs: this.pollMax, why: 'no-sender' };
+    } else {
+      try {
+        const outcome = await gate.attempt({
+          destination: delivery.destination,
+          idempotencyKey: delivery.idempotencyKey,
+          attempt: delivery.attempt,
+          ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
+          send: (ctx) =>
+            sender(delivery, {
+              signal: ctx.signal,
+              idempotencyKey: ctx.idempotencyKey,
+              attempt: delivery.attempt,
+            }),
+        });
+        switch (outcome.kind) {
+          case 'delivered':
+            result = { kind: 'delivered', status: outcome.status, latencyMs: outcome.latencyMs };
+            break;
+          case 'retry':
+            if (outcome.notSent) {
+              // Deferred by the destination's own limits: nothing was sent, no attempt counted.
+              result = { kind: 'postpone', afterMs: outcome.afterMs, why: 'deferred' };
+              break;
+            }
+            result =
+              delivery.attempt >= this.deliveryMaxAttempts
+                ? {
+                    kind: 'dead',
+                    reason: 'delivery attempts exhausted',
+                    error: outcome.error,
+                    ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+                    latencyMs: outcome.latencyMs,
+                  }
+                : outcome;
+            break;
+          case 'permanent':
+            result = {
+              kind: 'dead',
+              reason: 'permanent delivery failure',
+              error: outcome.error,
+              ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+              latencyMs: outcome.latencyMs,
+            };
+            break;
+          case 'circuit-open':
+            result = { kind: 'postpone', afterMs: outcome.afterMs, why: 'circuit-open' };
+            break;
+        }
+      } catch (err) {
+        // The gate itself failed: count it as a retryable attempt.
+        const error = errorText(err);
+        result =
+          delivery.attempt >= this.deliveryMaxAttempts
+            ? {
+                kind: 'dead',
+                reason: 'delivery attempts exhausted',
+                error,
+                latencyMs: Date.now() - started,
+              }
+            : {
+                kind: 'retry',
+                afterMs: this.handlerBackoff(delivery.attempt),
+                error,
+                latencyMs: Date.now() - started,
+              };
+      }
+    }
+    let settled = false;
+    try {
+      settled = await this.settle(c, result);
+    } catch (err) {
+      this.reportError('record delivery outcome', err);
+      return;
+    }
+    if (!settled) {
+      this.log.warn(
+        { deliveryId: delivery.id },
+        'engine: delivery lease lost before its outcome was recorded',
+      );
+      return;
+    }
+    switch (result.kind) {
+      case 'delivered':
+        this.counters.delivered++;
+        this.events.emit('delivered', {
+          deliveryId: delivery.id,
+          destination: delivery.destination,
+          priority: delivery.priority,
+          attempt: delivery.attempt,
+          latencyMs: result.latencyMs,
+          endToEndMs: Date.now() - (c.row.origin_at ?? c.row.created_at),
+        });
+        break;
+      case 'retry':
+        this.counters.retried++;
+        this.events.emit('retried', {
+          kind: 'delivery',
+          id: delivery.id,
+          destination: delivery.destination,
+          afterMs: result.afterMs,
+          error: result.error,
+        });
+        break;
+      case 'dead':
+        this.counters.deadLettered++;
+        this.events.emit('dead-lettered', {
+          kind: 'delivery',
+          id: delivery.id,
+          destination: delivery.destination,
+          reason: result.reason,
+        });
+        break;
+      case 'postpone':
+        if (result.why === 'circuit-open') {
+          this.counters.circuitOpenSkips++;
+          this.events.emit('circuit-open', {
+            destination: delivery.destination,
+            deliveryId: delivery.id,
+          });
+        }
+        break;
+    }
+  }
+
+  /** Group commit for delivery outcomes: everything settled in one tick shares one commit. */
+  private settle(claimed: Claimed<DeliveryRow>, result: DeliveryResult): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.pendingSettles.push({ claimed, result, resolve, reject });
+      this.scheduleSettle();
+    });
+  }
+
+  private scheduleSettle(): void {
+    if (this.settleScheduled || this.settling >= this.maxFlushes) return;
+    if (this.pendingSettles.length === 0) return;
+    this.settleScheduled = true;
+    setImmediate(() => {
+      this.settleScheduled = false;
+      if (this.settling >= this.maxFlushes) return;
+      const batch = this.pendingSettles.splice(0, this.acceptBatchMax);
+      if (batch.length === 0) return;
+      this.settling++;
+      const p = this.flushSettles(batch).finally(() => {
+        this.settling--;
+        this.flushes.delete(p);
+        this.scheduleSettle();
+      });
+      this.flushes.add(p);
+    });
+  }
+
+  private async flushSettles(batch: PendingSettle[]): Promise<void> {
+    const now = Date.now();
+    try {
+      const results = await this.store.transaction(async (tx) => {
+        const out: boolean[] = [];
+        for (const b of batch) out.push(await settleDeliveryInTx(tx, b.claimed, b.result, now));
+        return out;
+      });
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      for (const b of batch) {
+        try {
+          b.resolve(
+            await this.store.transaction((tx) => settleDeliveryInTx(tx, b.claimed, b.result, now)),
+          );
+        } catch (e) {
+          b.reject(e);
+        }
+      }
+    }
+  }
+
+  // --------------------------------------------------------------------------- operations
+
+  async stats(): Promise<EngineStats> {
+    const now = Date.now();
+    const d = await queueDepths(this.store);
+    const figure = () => ({ depth: 0, oldestAgeMs: 0 });
+    const byClass = {
+      critical: figure(),
+      standard: figure(),
+      deferrable: figure(),
+    } as Record<PriorityClass, { depth: number; oldestAgeMs: number }>;
+    const total = figure();
+    for (const m of d.messages) {
+      const f = byClass[priorityOf(m.priority)];
+      const age = m.oldest === null ? 0 : Math.max(0, now - m.oldest);
+      f.depth += m.n;
+      f.oldestAgeMs = Math.max(f.oldestAgeMs, age);
+      total.depth += m.n;
+      total.oldestAgeMs = Math.max(total.oldestAgeMs, age);
+    }
+    const byDestination: EngineStats['deliveries']['byDestination'] = {};
+    const dTotal = figure();
+    for (const x of d.deliveries) {
+      const entry = (byDestination[x.destination] ??= {
+        depth: 0,
+        oldestAgeMs: 0,
+        byClass: { critical: 0, standard: 0, deferrable: 0 },
+        congested: false,
+      });
+      const age = x.oldest === null ? 0 : Math.max(0, now - x.oldest);
+      entry.depth += x.n;
+      entry.byClass[priorityOf(x.priority)] += x.n;
+      entry.oldestAgeMs = Math.max(entry.oldestAgeMs, age);
+      dTotal.depth += x.n;
+      dTotal.oldestAgeMs = Math.max(dTotal.oldestAgeMs, age);
+    }
+    for (const [dest, entry] of Object.entries(byDestination)) {
+      const st = this.gateStatus(dest);
+      if (st) entry.circuit = st.circuit;
+      const limit = this.destinationBacklog[dest];
+      const ahead = entry.byClass.critical + entry.byClass.standard;
+      entry.congested = Boolean(st?.congested) || (limit !== undefined && ahead > limit);
+    }
+    return {
+      at: new Date(now).toISOString(),
+      messages: { total, byClass, inFlight: this.messagesInFlight },
+      deliveries: { total: dTotal, byDestination, inFlight: this.deliveriesInFlight },
+      deadLetters: d.deadLetters,
+    };
+  }
+
+  async purge(): Promise<PurgeReport> {
+    const r = await purgeExpired(
+      this.store,
+      { completedMs: this.retentionMs, batch: this.retentionBatch },
+      Date.now(),
+    );
+    this.counters.purged += r.messages + r.deliveries + r.idempotencyKeys;
+    this.events.emit('purged', r);
+    return r;
+  }
+}
+
+function priorityOrder(p: PriorityClass): number {
+  return PRIORITY_CLASSES.indexOf(p);
+}
+
+export function createEngine(options: EngineOptions): Engine {
+  return new DurableEngine(options);
+}

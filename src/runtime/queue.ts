@@ -1,0 +1,1003 @@
+// The durable queue's store operations, written once in SQL both dialects understand: the inbox
+// (idempotent accept), claiming messages and deliveries under leases, completion, retry and
+// dead-lettering, replay, retention and depth figures. The engine (engine.ts) schedules them.
+import { randomUUID } from 'node:crypto';
+import type { Row, SqlRunner, SqlValue, Store } from '../store/port.js';
+import {
+  PRIORITY_CLASSES,
+  type AcceptRequest,
+  type AcceptResult,
+  type OutboundDelivery,
+  type PriorityClass,
+  type QueuedMessage,
+} from './types.js';
+
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function priorityRank(p: PriorityClass): number {
+  const i = PRIORITY_CLASSES.indexOf(p);
+  if (i < 0) throw new Error(`unknown priority class: ${String(p)}`);
+  return i;
+}
+
+export function priorityOf(rank: number): PriorityClass {
+  return PRIORITY_CLASSES[rank] ?? 'standard';
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function parseJson(text: unknown): unknown {
+  if (typeof text !== 'string') return null;
+  return JSON.parse(text) as unknown;
+}
+
+function placeholders(n: number): string {
+  return new Array<string>(n).fill('?').join(', ');
+}
+
+/**
+ * On PostgreSQL, accepts of one partition key are serialised (a transaction-scoped advisory
+ * lock) so that commit order equals sequence order within a key: a message can never become
+ * visible behind a later message of its key that is already in flight.
+ */
+export async function lockPartitionKeys(tx: SqlRunner, keys: Iterable<string>): Promise<void> {
+  if (tx.dialect !== 'postgres') return;
+  for (const key of [...new Set(keys)].sort()) {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 7366504)) AS locked', [key]);
+  }
+}
+
+// ------------------------------------------------------------------------------------- inbox
+
+export interface InboxOptions {
+  now: number;
+  idempotencyWindowMs: number;
+  /** When true, new deferrable messages are refused (duplicates are still answered). */
+  refuseDeferrable: boolean;
+  retryAfterSeconds: number;
+}
+
+interface KeyRow extends Row {
+  request_hash: string;
+  message_id: string;
+  accepted_at: number;
+  traceparent: string | null;
+  expires_at: number;
+}
+
+async function existingKey(
+  tx: SqlRunner,
+  source: string,
+  key: string,
+): Promise<KeyRow | undefined> {
+  const rows = await tx.query<KeyRow>(
+    'SELECT request_hash, message_id, accepted_at, traceparent, expires_at FROM idempotency_keys WHERE source = ? AND idempotency_key = ?',
+    [source, key],
+  );
+  return rows[0];
+}
+
+function answerFromKey(row: KeyRow, requestHash: string): AcceptResult {
+  if (row.request_hash !== requestHash) return { outcome: 'conflict', messageId: row.message_id };
+  return {
+    outcome: 'duplicate',
+    messageId: row.message_id,
+    acceptedAt: iso(row.accepted_at),
+    ...(row.traceparent ? { traceparent: row.traceparent } : {}),
+  };
+}
+
+export interface InsertMessage {
+  source: string;
+  idempotencyKey: string;
+  type: string;
+  partitionKey: string;
+  priority: PriorityClass;
+  payload: unknown;
+  traceparent?: string | undefined;
+  availableAt?: Date | undefined;
+  replayCount?: number;
+}
+
+export async function insertMessage(
+  tx: SqlRunner,
+  m: InsertMessage,
+  now: number,
+  id: string = randomUUID(),
+): Promise<string> {
+  // The first queued message of a key is its head (the only claimable one). Callers hold the
+  // key's lock on PostgreSQL (lockPartitionKeys), so this check cannot race a completion.
+  await tx.execute(
+    `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
+       traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?,
+       CASE WHEN EXISTS (SELECT 1 FROM messages q WHERE q.partition_key = ? AND q.status = 'queued')
+         THEN 0 ELSE 1 END)`,
+    [
+      id,
+      m.source,
+      m.idempotencyKey,
+      m.type,
+      m.partitionKey,
+      priorityRank(m.priority),
+      JSON.stringify(m.payload ?? null),
+      m.traceparent ?? null,
+      m.availableAt ? Math.max(now, m.availableAt.getTime()) : now,
+      now,
+      m.replayCount ?? 0,
+      m.partitionKey,
+    ],
+  );
+  return id;
+}
+
+/**
+ * After a key's head finished (done or dead), its next queued message becomes the head. Takes
+ * the key's lock on PostgreSQL so an accept of the same key cannot slip between.
+ */
+export async function promoteNextHead(tx: SqlRunner, partitionKey: string): Promise<void> {
+  await lockPartitionKeys(tx, [partitionKey]);
+  await tx.execute(
+    `UPDATE messages SET is_head = 1
+     WHERE seq = (SELECT MIN(seq) FROM messages WHERE partition_key = ? AND status = 'queued')
+       AND is_head = 0`,
+    [partitionKey],
+  );
+}
+
+/**
+ * Records one request in the inbox inside `tx`. The (source, key) primary key decides races:
+ * the insert either wins, or finds the row another request committed. An expired key is
+ * replaced as if it were new.
+ */
+export async function acceptInTx(
+  tx: SqlRunner,
+  req: AcceptRequest,
+  opts: InboxOptions,
+): Promise<AcceptResult> {
+  if (opts.refuseDeferrable && req.priority === 'deferrable') {
+    const row = await existingKey(tx, req.source, req.idempotencyKey);
+    if (row && row.expires_at >= opts.now) return answerFromKey(row, req.requestHash);
+    return { outcome: 'backpressure', retryAfterSeconds: opts.retryAfterSeconds };
+  }
+  const id = randomUUID();
+  const inserted = await tx.execute(
+    `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (source, idempotency_key) DO UPDATE SET
+       request_hash = excluded.request_hash, message_id = excluded.message_id,
+       accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
+       expires_at = excluded.expires_at
+     WHERE idempotency_keys.expires_at < ?`,
+    [
+      req.source,
+      req.idempotencyKey,
+      req.requestHash,
+      id,
+      opts.now,
+      req.traceparent ?? null,
+      opts.now + opts.idempotencyWindowMs,
+      opts.now,
+    ],
+  );
+  if (inserted.changes === 0) {
+    const row = await existingKey(tx, req.source, req.idempotencyKey);
+    if (!row) throw new Error('idempotency key vanished during accept');
+    return answerFromKey(row, req.requestHash);
+  }
+  await insertMessage(tx, req, opts.now, id);
+  return {
+    outcome: 'accepted',
+    messageId: id,
+    acceptedAt: iso(opts.now),
+    ...(req.traceparent ? { traceparent: req.traceparent } : {}),
+  };
+}
+
+/**
+ * PostgreSQL: the whole batch in a few statements (key locks, one data-modifying CTE that
+ * inserts keys and messages, one lookup for the rest) instead of three round trips a request.
+ */
+async function acceptBatchPostgres(
+  tx: SqlRunner,
+  reqs: readonly AcceptRequest[],
+  opts: InboxOptions,
+): Promise<AcceptResult[]> {
+  const keys = [...new Set(reqs.map((r) => r.partitionKey))].sort();
+  await tx.query(
+    `SELECT COUNT(pg_advisory_xact_lock(hashtextextended(k, 7366504))) AS n
+     FROM (SELECT jsonb_array_elements_text(?::jsonb) AS k) AS s`,
+    [JSON.stringify(keys)],
+  );
+  const out: (AcceptResult | undefined)[] = new Array<AcceptResult | undefined>(reqs.length);
+  const firstOf = new Map<string, number>();
+  const fresh: Record<string, unknown>[] = [];
+  const ids: string[] = [];
+  reqs.forEach((r, i) => {
+    ids.push(randomUUID());
+    if (opts.refuseDeferrable && r.priority === 'deferrable') return;
+    const k = JSON.stringify([r.source, r.idempotencyKey]);
+    if (firstOf.has(k)) return;
+    firstOf.set(k, i);
+    fresh.push({
+      i,
+      id: ids[i],
+      source: r.source,
+      key: r.idempotencyKey,
+      hash: r.requestHash,
+      tp: r.traceparent ?? null,
+      type: r.type,
+      pk: r.partitionKey,
+      pr: priorityRank(r.priority),
+      payload: JSON.stringify(r.payload ?? null),
+      av: r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
+    });
+  });
+  const inserted = new Set<string>();
+  if (fresh.length > 0) {
+    const rows = await tx.query<{ id: string }>(
+      `WITH x AS (
+         SELECT * FROM jsonb_to_recordset(?::jsonb) AS x(i int, id text, source text, key text,
+           hash text, tp text, type text, pk text, pr int, payload text, av bigint)),
+       k AS (
+         INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
+         SELECT source, key, hash, id, ?, tp, ? FROM x
+         ON CONFLICT (source, idempotency_key) DO UPDATE SET
+           request_hash = excluded.request_hash, message_id = excluded.message_id,
+           accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
+           expires_at = excluded.expires_at
+         WHERE idempotency_keys.expires_at < ?
+         RETURNING message_id)
+       INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
+         traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
+       SELECT x.id, x.source, x.key, x.type, x.pk, x.pr, x.payload, x.tp, 'queued', 0, x.av, ?, 0,
+         CASE WHEN row_number() OVER (PARTITION BY x.pk ORDER BY x.i) = 1
+           AND NOT EXISTS (SELECT 1 FROM messages q WHERE q.partition_key = x.pk AND q.status = 'queued')
+           THEN 1 ELSE 0 END
+       FROM x JOIN k ON k.message_id = x.id
+       ORDER BY x.i
+       RETURNING id`,
+      [JSON.stringify(fresh), opts.now, opts.now + opts.idempotencyWindowMs, opts.now, opts.now],
+    );
+    for (const r of rows) inserted.add(r.id);
+  }
+  const lookups: { source: string; key: string }[] = [];
+  reqs.forEach((r, i) => {
+    const id = ids[i]!;
+    if (inserted.has(id)) {
+      out[i] = {
+        outcome: 'accepted',
+        messageId: id,
+        acceptedAt: iso(opts.now),
+        ...(r.traceparent ? { traceparent: r.traceparent } : {}),
+      };
+    } else {
+      lookups.push({ source: r.source, key: r.idempotencyKey });
+    }
+  });
+  if (lookups.length > 0) {
+    const rows = await tx.query<KeyRow & { source: string; idempotency_key: string }>(
+      `SELECT k.source, k.idempotency_key, k.request_hash, k.message_id, k.accepted_at, k.traceparent, k.expires_at
+       FROM idempotency_keys k
+       JOIN jsonb_to_recordset(?::jsonb) AS l(source text, key text)
+         ON k.source = l.source AND k.idempotency_key = l.key`,
+      [JSON.stringify(lookups)],
+    );
+    const byKey = new Map(rows.map((r) => [JSON.stringify([r.source, r.idempotency_key]), r]));
+    reqs.forEach((r, i) => {
+      if (out[i]) return;
+      const row = byKey.get(JSON.stringify([r.source, r.idempotencyKey]));
+      if (row && row.expires_at >= opts.now) out[i] = answerFromKey(row, r.requestHash);
+      else if (opts.refuseDeferrable && r.priority === 'deferrable') {
+        out[i] = { outcome: 'backpressure', retryAfterSeconds: opts.retryAfterSeconds };
+      } else if (row) out[i] = answerFromKey(row, r.requestHash);
+      else throw new Error('idempotency key vanished during accept');
+    });
+  }
+  return out as AcceptResult[];
+}
+
+/** Accepts a batch in one transaction (one commit, one fsync). */
+export async function acceptBatch(
+  store: Store,
+  reqs: readonly AcceptRequest[],
+  opts: InboxOptions,
+): Promise<AcceptResult[]> {
+  if (store.dialect === 'postgres') {
+    return store.transaction((tx) => acceptBatchPostgres(tx, reqs, opts));
+  }
+  return store.transaction(async (tx) => {
+    await lockPartitionKeys(
+      tx,
+      reqs.map((r) => r.partitionKey),
+    );
+    const out: AcceptResult[] = [];
+    for (const r of reqs) out.push(await acceptInTx(tx, r, opts));
+    return out;
+  });
+}
+
+// ------------------------------------------------------------------------------------- claims
+
+export interface MessageRow extends Row {
+  seq: number;
+  id: string;
+  source: string;
+  idempotency_key: string;
+  type: string;
+  partition_key: string;
+  priority: number;
+  payload: string;
+  traceparent: string | null;
+  status: string;
+  attempts: number;
+  available_at: number;
+  lease_until: number | null;
+  lease_token: string | null;
+  accepted_at: number;
+  completed_at: number | null;
+  last_error: string | null;
+  replay_count: number;
+}
+
+export interface Claimed<R> {
+  row: R;
+  leaseToken: string;
+}
+
+/**
+ * A message is claimable when it is the head of its key (no earlier unfinished message; kept in
+ * `is_head`, indexed with the class and sequence), due, and not leased.
+ */
+const MESSAGE_CANDIDATES = `
+  SELECT m.seq FROM messages m
+  WHERE m.status = 'queued' AND m.is_head = 1 AND m.available_at <= ?
+    AND (m.lease_until IS NULL OR m.lease_until < ?)
+  ORDER BY m.priority, m.seq
+  LIMIT ?`;
+
+/**
+ * Leases up to `limit` head-of-key messages, highest class first, then accept order. Each
+ * claim counts an attempt (a message that crashes its worker is eventually dead-lettered).
+ */
+export async function claimMessages(
+  store: Store,
+  opts: { limit: number; leaseMs: number; now: number },
+): Promise<Claimed<MessageRow>[]> {
+  if (opts.limit <= 0) return [];
+  const token = randomUUID();
+  const leaseUntil = opts.now + opts.leaseMs;
+  let rows: MessageRow[];
+  if (store.dialect === 'postgres') {
+    // The CTE is evaluated once; rows another claimer holds are skipped, not waited for.
+    rows = await store.query<MessageRow>(
+      `WITH c AS (${MESSAGE_CANDIDATES} FOR UPDATE SKIP LOCKED)
+       UPDATE messages SET lease_until = ?, lease_token = ?, attempts = attempts + 1
+       FROM c
+       WHERE messages.seq = c.seq
+         AND messages.status = 'queued' AND (messages.lease_until IS NULL OR messages.lease_until < ?)
+       RETURNING messages.*`,
+      [opts.now, opts.now, opts.limit, leaseUntil, token, opts.now],
+    );
+  } else {
+    rows = await store.transaction(async (tx) => {
+      const picked = await tx.query<{ seq: number }>(MESSAGE_CANDIDATES, [
+        opts.now,
+        opts.now,
+        opts.limit,
+      ]);
+      if (picked.length === 0) return [];
+      const seqs = picked.map((p) => p.seq);
+      await tx.execute(
+        `UPDATE messages SET lease_until = ?, lease_token = ?, attempts = attempts + 1
+         WHERE seq IN (${placeholders(seqs.length)})`,
+        [leaseUntil, token, ...seqs],
+      );
+      return tx.query<MessageRow>(
+        `SELECT * FROM messages WHERE seq IN (${placeholders(seqs.length)})`,
+        seqs,
+      );
+    });
+  }
+  rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  return rows.map((row) => ({ row, leaseToken: token }));
+}
+
+export function toQueuedMessage(row: MessageRow): QueuedMessage {
+  return {
+    id: row.id,
+    source: row.source,
+    idempotencyKey: row.idempotency_key,
+    type: row.type,
+    partitionKey: row.partition_key,
+    priority: priorityOf(row.priority),
+    payload: parseJson(row.payload),
+    ...(row.traceparent ? { traceparent: row.traceparent } : {}),
+    attempt: row.attempts,
+    acceptedAt: iso(row.accepted_at),
+    replayCount: row.replay_count,
+  };
+}
+
+/** Thrown when a lease was lost (expired and taken by another worker) before completion. */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}
+
+/**
+ * Marks a claimed message done and hands its key to the next message, in one transaction.
+ * Throws if the lease is lost.
+ */
+export async function completeMessage(
+  tx: SqlRunner,
+  claimed: Claimed<MessageRow>,
+  now: number,
+): Promise<void> {
+  await markMessageDone(tx, claimed.row.id, claimed.leaseToken, now);
+  await promoteNextHead(tx, claimed.row.partition_key);
+}
+
+/**
+ * Marks a claimed message done inside the handler's transaction; throws if the lease is lost.
+ * The caller must call promoteNextHead for its key before committing (the engine does so after
+ * the handler ran, to hold the key's lock only briefly).
+ */
+export async function markMessageDone(
+  tx: SqlRunner,
+  id: string,
+  leaseToken: string,
+  now: number,
+): Promise<void> {
+  const r = await tx.execute(
+    `UPDATE messages SET status = 'done', completed_at = ?, lease_until = NULL, lease_token = NULL, last_error = NULL
+     WHERE id = ? AND lease_token = ? AND status = 'queued'`,
+    [now, id, leaseToken],
+  );
+  if (r.changes !== 1) throw new LeaseLostError(`lease on message ${id} was lost`);
+}
+
+export async function recordAttempt(
+  tx: SqlRunner,
+  a: {
+    subjectId: string;
+    attempt: number;
+    at: number;
+    outcome: string;
+    status?: number | undefined;
+    error?: string | undefined;
+    latencyMs?: number | undefined;
+  },
+): Promise<void> {
+  await tx.execute(
+    'INSERT INTO attempts (subject_id, attempt, at, outcome, status, error, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    [
+      a.subjectId,
+      a.attempt,
+      a.at,
+      a.outcome,
+      a.status ?? null,
+      a.error ?? null,
+      a.latencyMs === undefined ? null : Math.round(a.latencyMs),
+    ],
+  );
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  at: string;
+  outcome: string;
+  status?: number;
+  error?: string;
+  latencyMs?: number;
+}
+
+async function attemptHistory(tx: SqlRunner, subjectId: string): Promise<AttemptRecord[]> {
+  const rows = await tx.query<{
+    attempt: number;
+    at: number;
+    outcome: string;
+    status: number | null;
+    error: string | null;
+    latency_ms: number | null;
+  }>(
+    'SELECT attempt, at, outcome, status, error, latency_ms FROM attempts WHERE subject_id = ? ORDER BY at, attempt',
+    [subjectId],
+  );
+  return rows.map((r) => ({
+    attempt: r.attempt,
+    at: iso(r.at),
+    outcome: r.outcome,
+    ...(r.status !== null ? { status: r.status } : {}),
+    ...(r.error !== null ? { error: r.error } : {}),
+    ...(r.latency_ms !== null ? { latencyMs: r.latency_ms } : {}),
+  }));
+}
+
+async function writeDeadLetter(
+  tx: SqlRunner,
+  d: {
+    id: string;
+    kind: 'message' | 'delivery';
+    type: string | null;
+    destination: string | null;
+    partitionKey: string | null;
+    idempotencyKey: string;
+    reason: string;
+    lastError: string | null;
+    attempts: number;
+    traceparent: string | null;
+    payload: string;
+    replayCount: number;
+    now: number;
+  },
+): Promise<void> {
+  const history = await attemptHistory(tx, d.id);
+  await tx.execute(
+    `INSERT INTO dead_letters (id, kind, type, destination, partition_key, idempotency_key, reason,
+       last_error, attempts, history, traceparent, payload, dead_at, status, replay_count)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'dead', ?)
+     ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, last_error = excluded.last_error,
+       attempts = excluded.attempts, history = excluded.history, dead_at = excluded.dead_at,
+       status = 'dead', replay_count = excluded.replay_count`,
+    [
+      d.id,
+      d.kind,
+      d.type,
+      d.destination,
+      d.partitionKey,
+      d.idempotencyKey,
+      d.reason,
+      d.lastError,
+      d.attempts,
+      JSON.stringify(history),
+      d.traceparent,
+      d.payload,
+      d.now,
+      d.replayCount,
+    ],
+  );
+}
+
+/**
+ * A handler failed: record the attempt, then either reschedule (the message keeps holding its
+ * key) or dead-letter it (its key moves on). Returns what happened; nothing if the lease is lost.
+ */
+export async function failMessage(
+  store: Store,
+  claimed: Claimed<MessageRow>,
+  f: { now: number; error: string; retryAfterMs: number | null; reason: string },
+): Promise<'retry' | 'dead' | 'lease-lost'> {
+  const row = claimed.row;
+  return store.transaction(async (tx) => {
+    const dead = f.retryAfterMs === null;
+    const r = await tx.execute(
+      dead
+        ? `UPDATE messages SET status = 'dead', completed_at = ?, lease_until = NULL, lease_token = NULL, last_error = ?
+           WHERE id = ? AND lease_token = ? AND status = 'queued'`
+        : `UPDATE messages SET available_at = ?, lease_until = NULL, lease_token = NULL, last_error = ?
+           WHERE id = ? AND lease_token = ? AND status = 'queued'`,
+      [dead ? f.now : f.now + (f.retryAfterMs ?? 0), f.error, row.id, claimed.leaseToken],
+    );
+    if (r.changes !== 1) return 'lease-lost';
+    await recordAttempt(tx, {
+      subjectId: row.id,
+      attempt: row.attempts,
+      at: f.now,
+      outcome: dead ? 'dead' : 'retry',
+      error: f.error,
+    });
+    if (dead) {
+      await promoteNextHead(tx, row.partition_key);
+      await writeDeadLetter(tx, {
+        id: row.id,
+        kind: 'message',
+        type: row.type,
+        destination: null,
+        partitionKey: row.partition_key,
+        idempotencyKey: row.idempotency_key,
+        reason: f.reason,
+        lastError: f.error,
+        attempts: row.attempts,
+        traceparent: row.traceparent,
+        payload: row.payload,
+        replayCount: row.replay_count,
+        now: f.now,
+      });
+    }
+    return dead ? 'dead' : 'retry';
+  });
+}
+
+// --------------------------------------------------------------------------------- deliveries
+
+export interface DeliveryRow extends Row {
+  seq: number;
+  id: string;
+  message_id: string | null;
+  destination: string;
+  idempotency_key: string;
+  priority: number;
+  payload: string;
+  headers: string | null;
+  traceparent: string | null;
+  status: string;
+  attempts: number;
+  available_at: number;
+  lease_until: number | null;
+  lease_token: string | null;
+  created_at: number;
+  origin_at: number | null;
+  completed_at: number | null;
+  last_error: string | null;
+  last_status: number | null;
+  replay_count: number;
+}
+
+export interface InsertDelivery {
+  messageId: string | null;
+  destination: string;
+  idempotencyKey: string;
+  priority: PriorityClass;
+  payload: unknown;
+  headers?: Record<string, string> | undefined;
+  traceparent?: string | undefined;
+  availableAt?: Date | undefined;
+  /** When the work that caused it was accepted (for end-to-end latency). */
+  originAt?: number | undefined;
+}
+
+/** Writes a delivery (idempotent on destination + idempotency key); returns its id. */
+export async function insertDelivery(
+  tx: SqlRunner,
+  d: InsertDelivery,
+  now: number,
+): Promise<string> {
+  const id = randomUUID();
+  const r = await tx.execute(
+    `INSERT INTO deliveries (id, message_id, destination, idempotency_key, priority, payload, headers,
+       traceparent, status, attempts, available_at, created_at, origin_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)
+     ON CONFLICT (destination, idempotency_key) DO NOTHING`,
+    [
+      id,
+      d.messageId,
+      d.destination,
+      d.idempotencyKey,
+      priorityRank(d.priority),
+      JSON.stringify(d.payload ?? null),
+      d.headers ? JSON.stringify(d.headers) : null,
+      d.traceparent ?? null,
+      d.availableAt ? Math.max(now, d.availableAt.getTime()) : now,
+      now,
+      d.originAt ?? now,
+    ],
+  );
+  if (r.changes === 1) return id;
+  const existing = await tx.query<{ id: string }>(
+    'SELECT id FROM deliveries WHERE destination = ? AND idempotency_key = ?',
+    [d.destination, d.idempotencyKey],
+  );
+  return existing[0]?.id ?? id;
+}
+
+export interface DeliveryClaimFilter {
+  limit: number;
+  leaseMs: number;
+  now: number;
+  /** Only these destinations (those with a sender here). */
+  destinations: readonly string[];
+  /** Destinations whose deferrable deliveries must wait. */
+  congested?: readonly string[];
+  /** Destinations not to claim from at all (local in-flight limit reached). */
+  saturated?: readonly string[];
+}
+
+export async function claimDeliveries(
+  store: Store,
+  f: DeliveryClaimFilter,
+): Promise<Claimed<DeliveryRow>[]> {
+  const destinations = f.destinations.filter((d) => !(f.saturated ?? []).includes(d));
+  if (f.limit <= 0 || destinations.length === 0) return [];
+  const token = randomUUID();
+  const congested = (f.congested ?? []).filter((d) => destinations.includes(d));
+  const params: SqlValue[] = [f.now, f.now, ...destinations];
+  let where = `d.status = 'queued' AND d.available_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
+    AND d.destination IN (${placeholders(destinations.length)})`;
+  if (congested.length > 0) {
+    where += ` AND NOT (d.priority = ${priorityRank('deferrable')} AND d.destination IN (${placeholders(congested.length)}))`;
+    params.push(...congested);
+  }
+  const candidates = `SELECT d.seq FROM deliveries d WHERE ${where} ORDER BY d.priority, d.seq LIMIT ?`;
+  params.push(f.limit);
+  let rows: DeliveryRow[];
+  if (store.dialect === 'postgres') {
+    rows = await store.query<DeliveryRow>(
+      `WITH c AS (${candidates} FOR UPDATE SKIP LOCKED)
+       UPDATE deliveries SET lease_until = ?, lease_token = ?
+       FROM c
+       WHERE deliveries.seq = c.seq
+         AND deliveries.status = 'queued' AND (deliveries.lease_until IS NULL OR deliveries.lease_until < ?)
+       RETURNING deliveries.*`,
+      [...params, f.now + f.leaseMs, token, f.now],
+    );
+  } else {
+    rows = await store.transaction(async (tx) => {
+      const picked = await tx.query<{ seq: number }>(candidates, params);
+      if (picked.length === 0) return [];
+      const seqs = picked.map((p) => p.seq);
+      await tx.execute(
+        `UPDATE deliveries SET lease_until = ?, lease_token = ? WHERE seq IN (${placeholders(seqs.length)})`,
+        [f.now + f.leaseMs, token, ...seqs],
+      );
+      return tx.query<DeliveryRow>(
+        `SELECT * FROM deliveries WHERE seq IN (${placeholders(seqs.length)})`,
+        seqs,
+      );
+    });
+  }
+  rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+  return rows.map((row) => ({ row, leaseToken: token }));
+}
+
+export function toOutboundDelivery(row: DeliveryRow): OutboundDelivery {
+  return {
+    id: row.id,
+    messageId: row.message_id,
+    destination: row.destination,
+    idempotencyKey: row.idempotency_key,
+    priority: priorityOf(row.priority),
+    payload: parseJson(row.payload),
+    headers: row.headers ? (JSON.parse(row.headers) as Record<string, string>) : {},
+    ...(row.traceparent ? { traceparent: row.traceparent } : {}),
+    attempt: row.attempts + 1,
+    replayCount: row.replay_count,
+  };
+}
+
+export type DeliveryResult =
+  | { kind: 'delivered'; status: number; latencyMs: number }
+  | { kind: 'retry'; afterMs: number; error: string; status?: number; latencyMs: number }
+  | { kind: 'dead'; reason: string; error: string; status?: number; latencyMs: number }
+  /** Not attempted (circuit open, deferred by a local limit, no sender here): no attempt counted. */
+  | { kind: 'postpone'; afterMs: number; why: 'circuit-open' | 'deferred' | 'no-sender' };
+
+/** Records one attempt's outcome under the lease; false when the lease was lost. */
+export function settleDelivery(
+  store: Store,
+  claimed: Claimed<DeliveryRow>,
+  result: DeliveryResult,
+  now: number,
+): Promise<boolean> {
+  return store.transaction((tx) => settleDeliveryInTx(tx, claimed, result, now));
+}
+
+/** settleDelivery inside a transaction the caller owns (to settle many in one commit). */
+export async function settleDeliveryInTx(
+  tx: SqlRunner,
+  claimed: Claimed<DeliveryRow>,
+  result: DeliveryResult,
+  now: number,
+): Promise<boolean> {
+  const row = claimed.row;
+  const attempt = row.attempts + 1;
+  {
+    let r;
+    switch (result.kind) {
+      case 'delivered':
+        r = await tx.execute(
+          `UPDATE deliveries SET status = 'delivered', attempts = ?, completed_at = ?, last_status = ?,
+             last_error = NULL, lease_until = NULL, lease_token = NULL
+           WHERE id = ? AND lease_token = ? AND status = 'queued'`,
+          [attempt, now, result.status, row.id, claimed.leaseToken],
+        );
+        break;
+      case 'retry':
+        r = await tx.execute(
+          `UPDATE deliveries SET attempts = ?, available_at = ?, last_status = ?, last_error = ?,
+             lease_until = NULL, lease_token = NULL
+           WHERE id = ? AND lease_token = ? AND status = 'queued'`,
+          [
+            attempt,
+            now + Math.max(0, result.afterMs),
+            result.status ?? null,
+            result.error,
+            row.id,
+            claimed.leaseToken,
+          ],
+        );
+        break;
+      case 'dead':
+        r = await tx.execute(
+          `UPDATE deliveries SET status = 'dead', attempts = ?, completed_at = ?, last_status = ?,
+             last_error = ?, lease_until = NULL, lease_token = NULL
+           WHERE id = ? AND lease_token = ? AND status = 'queued'`,
+          [attempt, now, result.status ?? null, result.error, row.id, claimed.leaseToken],
+        );
+        break;
+      case 'postpone':
+        r = await tx.execute(
+          `UPDATE deliveries SET available_at = ?, lease_until = NULL, lease_token = NULL
+           WHERE id = ? AND lease_token = ? AND status = 'queued'`,
+          [now + Math.max(0, result.afterMs), row.id, claimed.leaseToken],
+        );
+        return r.changes === 1;
+    }
+    if (r.changes !== 1) return false;
+    await recordAttempt(tx, {
+      subjectId: row.id,
+      attempt,
+      at: now,
+      outcome: result.kind,
+      status: result.status,
+      error: 'error' in result ? result.error : undefined,
+      latencyMs: result.latencyMs,
+    });
+    if (result.kind === 'dead') {
+      let type: string | null = null;
+      if (row.message_id) {
+        const m = await tx.query<{ type: string }>('SELECT type FROM messages WHERE id = ?', [
+          row.message_id,
+        ]);
+        type = m[0]?.type ?? null;
+      }
+      await writeDeadLetter(tx, {
+        id: row.id,
+        kind: 'delivery',
+        type,
+        destination: row.destination,
+        partitionKey: null,
+        idempotencyKey: row.idempotency_key,
+        reason: result.reason,
+        lastError: result.error,
+        attempts: attempt,
+        traceparent: row.traceparent,
+        payload: row.payload,
+        replayCount: row.replay_count,
+        now,
+      });
+    }
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------------------- state and stats
+
+export function stateAccess(tx: SqlRunner, now: () => number) {
+  return {
+    async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
+      const rows = await tx.query<{ value: string }>(
+        'SELECT value FROM state WHERE namespace = ? AND key = ?',
+        [namespace, key],
+      );
+      return rows[0] ? (JSON.parse(rows[0].value) as T) : undefined;
+    },
+    async put(namespace: string, key: string, value: unknown): Promise<void> {
+      await tx.execute(
+        `INSERT INTO state (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        [namespace, key, JSON.stringify(value ?? null), now()],
+      );
+    },
+    async delete(namespace: string, key: string): Promise<boolean> {
+      const r = await tx.execute('DELETE FROM state WHERE namespace = ? AND key = ?', [
+        namespace,
+        key,
+      ]);
+      return r.changes > 0;
+    },
+  };
+}
+
+export interface QueueDepths {
+  messages: { priority: number; n: number; oldest: number | null }[];
+  deliveries: { destination: string; priority: number; n: number; oldest: number | null }[];
+  deadLetters: number;
+}
+
+export async function queueDepths(store: SqlRunner): Promise<QueueDepths> {
+  const messages = await store.query<{ priority: number; n: number; oldest: number | null }>(
+    "SELECT priority, COUNT(*) AS n, MIN(accepted_at) AS oldest FROM messages WHERE status = 'queued' GROUP BY priority",
+  );
+  const deliveries = await store.query<{
+    destination: string;
+    priority: number;
+    n: number;
+    oldest: number | null;
+  }>(
+    "SELECT destination, priority, COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status = 'queued' GROUP BY destination, priority",
+  );
+  const dl = await store.query<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'dead'",
+  );
+  return {
+    messages: messages.map((r) => ({ ...r, n: Number(r.n) })),
+    deliveries: deliveries.map((r) => ({ ...r, n: Number(r.n) })),
+    deadLetters: Number(dl[0]?.n ?? 0),
+  };
+}
+
+// ----------------------------------------------------------------------------------- retention
+
+export interface RetentionWindows {
+  /** Keep done messages and delivered deliveries (and attempt records) this long. */
+  completedMs: number;
+  /** Rows deleted per statement. */
+  batch: number;
+}
+
+export interface PurgeReport {
+  /** Queued messages found to be heads of their key without the mark (should stay 0). */
+  headsRepaired: number;
+  messages: number;
+  deliveries: number;
+  idempotencyKeys: number;
+  attempts: number;
+}
+
+async function deleteInBatches(store: Store, sql: string, params: SqlValue[], batch: number) {
+  let total = 0;
+  for (;;) {
+    const r = await store.execute(sql, [...params, batch]);
+    total += r.changes;
+    if (r.changes < batch) return total;
+  }
+}
+
+/** Deletes finished work older than the window and idempotency keys past their expiry. */
+export async function purgeExpired(
+  store: Store,
+  w: RetentionWindows,
+  now: number,
+): Promise<PurgeReport> {
+  const cutoff = now - w.completedMs;
+  const messages = await deleteInBatches(
+    store,
+    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE status = 'done' AND completed_at < ? LIMIT ?)",
+    [cutoff],
+    w.batch,
+  );
+  const replayed = await deleteInBatches(
+    store,
+    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE status = 'replayed' AND completed_at < ? LIMIT ?)",
+    [cutoff],
+    w.batch,
+  );
+  const deliveries = await deleteInBatches(
+    store,
+    "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries WHERE status = 'delivered' AND completed_at < ? LIMIT ?)",
+    [cutoff],
+    w.batch,
+  );
+  const attempts = await deleteInBatches(
+    store,
+    `DELETE FROM attempts WHERE subject_id IN (
+       SELECT subject_id FROM attempts a WHERE a.at < ?
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.subject_id)
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.subject_id)
+       LIMIT ?)`,
+    [cutoff],
+    w.batch,
+  );
+  // Safety net: a queued message with no earlier queued message of its key is a head.
+  const heads = await store.execute(
+    `UPDATE messages SET is_head = 1
+     WHERE status = 'queued' AND is_head = 0 AND NOT EXISTS (
+       SELECT 1 FROM messages p
+       WHERE p.partition_key = messages.partition_key AND p.status = 'queued' AND p.seq < messages.seq)`,
+  );
+  const idempotencyKeys = await deleteInBatches(
+    store,
+    'DELETE FROM idempotency_keys WHERE (source, idempotency_key) IN (SELECT source, idempotency_key FROM idempotency_keys WHERE expires_at < ? LIMIT ?)',
+    [now],
+    w.batch,
+  );
+  return {
+    messages: messages + replayed,
+    deliveries,
+    idempotencyKeys,
+    attempts,
+    headsRepaired: heads.changes,
+  };
+}

@@ -1,0 +1,228 @@
+// The engine's tables, one numbered list per dialect. A migration is never edited once released:
+// add a new one. Times are epoch milliseconds (BIGINT); payloads are JSON text.
+import type { Dialect, Migration } from './port.js';
+
+const sqlite: Migration[] = [
+  {
+    version: 1,
+    name: 'engine core: inbox, queue, deliveries, dead letters, state',
+    sql: `
+CREATE TABLE idempotency_keys (
+  source TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  traceparent TEXT,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (source, idempotency_key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+CREATE TABLE messages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  type TEXT NOT NULL,
+  partition_key TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  traceparent TEXT,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  available_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  lease_token TEXT,
+  accepted_at INTEGER NOT NULL,
+  completed_at INTEGER,
+  last_error TEXT,
+  replay_count INTEGER NOT NULL DEFAULT 0,
+  is_head INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_claim ON messages (priority, seq) WHERE status = 'queued' AND is_head = 1;
+CREATE INDEX messages_key_head ON messages (partition_key, seq) WHERE status = 'queued';
+CREATE INDEX messages_done ON messages (completed_at) WHERE status = 'done';
+CREATE TABLE deliveries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  message_id TEXT,
+  destination TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  headers TEXT,
+  traceparent TEXT,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  available_at INTEGER NOT NULL,
+  lease_until INTEGER,
+  lease_token TEXT,
+  created_at INTEGER NOT NULL,
+  origin_at INTEGER,
+  completed_at INTEGER,
+  last_error TEXT,
+  last_status INTEGER,
+  replay_count INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (destination, idempotency_key)
+);
+CREATE INDEX deliveries_claim ON deliveries (priority, seq) WHERE status = 'queued';
+CREATE INDEX deliveries_destination ON deliveries (destination, priority) WHERE status = 'queued';
+CREATE INDEX deliveries_done ON deliveries (completed_at) WHERE status = 'delivered';
+CREATE TABLE attempts (
+  subject_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  status INTEGER,
+  error TEXT,
+  latency_ms INTEGER
+);
+CREATE INDEX attempts_subject ON attempts (subject_id, at);
+CREATE INDEX attempts_time ON attempts (at);
+CREATE TABLE dead_letters (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  type TEXT,
+  destination TEXT,
+  partition_key TEXT,
+  idempotency_key TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  last_error TEXT,
+  attempts INTEGER NOT NULL,
+  history TEXT NOT NULL,
+  traceparent TEXT,
+  payload TEXT NOT NULL,
+  dead_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  replay_count INTEGER NOT NULL DEFAULT 0,
+  replayed_at INTEGER
+);
+CREATE INDEX dead_letters_time ON dead_letters (dead_at, id);
+CREATE TABLE state (
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (namespace, key)
+)`,
+  },
+];
+
+const postgres: Migration[] = [
+  {
+    version: 1,
+    name: 'engine core: inbox, queue, deliveries, dead letters, state',
+    sql: `
+CREATE TABLE idempotency_keys (
+  source TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  accepted_at BIGINT NOT NULL,
+  traceparent TEXT,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (source, idempotency_key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+CREATE TABLE messages (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  type TEXT NOT NULL,
+  partition_key TEXT NOT NULL,
+  priority SMALLINT NOT NULL,
+  payload TEXT NOT NULL,
+  traceparent TEXT,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  available_at BIGINT NOT NULL,
+  lease_until BIGINT,
+  lease_token TEXT,
+  accepted_at BIGINT NOT NULL,
+  completed_at BIGINT,
+  last_error TEXT,
+  replay_count INTEGER NOT NULL DEFAULT 0,
+  is_head INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_claim ON messages (priority, seq) WHERE status = 'queued' AND is_head = 1;
+CREATE INDEX messages_key_head ON messages (partition_key, seq) WHERE status = 'queued';
+CREATE INDEX messages_done ON messages (completed_at) WHERE status = 'done';
+CREATE TABLE deliveries (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  message_id TEXT,
+  destination TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  priority SMALLINT NOT NULL,
+  payload TEXT NOT NULL,
+  headers TEXT,
+  traceparent TEXT,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  available_at BIGINT NOT NULL,
+  lease_until BIGINT,
+  lease_token TEXT,
+  created_at BIGINT NOT NULL,
+  origin_at BIGINT,
+  completed_at BIGINT,
+  last_error TEXT,
+  last_status INTEGER,
+  replay_count INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (destination, idempotency_key)
+);
+CREATE INDEX deliveries_claim ON deliveries (priority, seq) WHERE status = 'queued';
+CREATE INDEX deliveries_destination ON deliveries (destination, priority) WHERE status = 'queued';
+CREATE INDEX deliveries_done ON deliveries (completed_at) WHERE status = 'delivered';
+CREATE TABLE attempts (
+  subject_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  at BIGINT NOT NULL,
+  outcome TEXT NOT NULL,
+  status INTEGER,
+  error TEXT,
+  latency_ms INTEGER
+);
+CREATE INDEX attempts_subject ON attempts (subject_id, at);
+CREATE INDEX attempts_time ON attempts (at);
+CREATE TABLE dead_letters (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  type TEXT,
+  destination TEXT,
+  partition_key TEXT,
+  idempotency_key TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  last_error TEXT,
+  attempts INTEGER NOT NULL,
+  history TEXT NOT NULL,
+  traceparent TEXT,
+  payload TEXT NOT NULL,
+  dead_at BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  replay_count INTEGER NOT NULL DEFAULT 0,
+  replayed_at BIGINT
+);
+CREATE INDEX dead_letters_time ON dead_letters (dead_at, id);
+CREATE TABLE state (
+  namespace TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (namespace, key)
+)`,
+  },
+];
+
+export const MIGRATIONS: Record<Dialect, readonly Migration[]> = { sqlite, postgres };
+
+/** Checks a migration list is strictly increasing and returns it sorted. */
+export function orderedMigrations(list: readonly Migration[]): Migration[] {
+  const sorted = [...list].sort((a, b) => a.version - b.version);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i]!.version === sorted[i - 1]!.version) {
+      throw new Error(`duplicate migration version ${sorted[i]!.version}`);
+    }
+  }
+  return sorted;
+}

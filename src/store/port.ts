@@ -1,0 +1,74 @@
+// The Store port: the one seam between the durable engine (and the domains it hosts) and a
+// database. SQL is written once with `?` placeholders; each implementation adapts it to its
+// driver. Integers that hold times are epoch milliseconds; JSON is stored as TEXT.
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export type SqlValue = string | number | bigint | null | Buffer;
+
+export type Row = Record<string, unknown>;
+
+/** What a statement changed. */
+export interface ExecuteResult {
+  changes: number;
+}
+
+/** Statements run through this object belong to one transaction (or to none, on the Store). */
+export interface SqlRunner {
+  readonly dialect: Dialect;
+  /** Rows of a SELECT (or of a statement with RETURNING). Placeholders are `?`. */
+  query<T extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  /** Runs a statement that returns no rows; reports how many rows it changed. */
+  execute(sql: string, params?: readonly SqlValue[]): Promise<ExecuteResult>;
+}
+
+export type StoreTx = SqlRunner;
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** One or more statements separated by `;` at line ends. */
+  sql: string;
+}
+
+export interface MigrationStatus {
+  version: number;
+  name: string;
+  appliedAt: number | null;
+}
+
+export interface Store extends SqlRunner {
+  /** A human description without credentials, e.g. `sqlite:/data/mm.db`. */
+  readonly description: string;
+  /**
+   * Runs `fn` in one transaction: committed when it resolves, rolled back when it throws.
+   * On SQLite transactions are serialised; on PostgreSQL each holds a pooled connection.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Applies pending migrations (the store's own, then `extra`); returns versions applied. */
+  migrate(extra?: readonly Migration[]): Promise<number[]>;
+  /** Every known migration with the time it was applied (null when pending). */
+  migrations(): Promise<MigrationStatus[]>;
+  /** Resolves when the database answers; for readiness probes. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** Apply pending migrations at open (default true). */
+  migrate?: boolean;
+  /** PostgreSQL: schema to use (created when missing) through search_path. */
+  schema?: string;
+  /** PostgreSQL: pool size (default 10). */
+  poolSize?: number;
+  /** SQLite: milliseconds to wait for a lock held by another process (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+/** Splits a migration's SQL into statements (separated by `;` at the end of a line). */
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*(?:\r?\n|$)/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

@@ -1,0 +1,214 @@
+// PostgreSQL implementation of the Store port (pg Pool). `?` placeholders become `$n`; BIGINT
+// columns come back as numbers (epoch milliseconds and sequences stay below 2^53). An optional
+// schema is created at open and selected through search_path on every pooled connection.
+import pg from 'pg';
+import { MIGRATIONS, orderedMigrations } from '../migrations.js';
+import {
+  splitStatements,
+  type ExecuteResult,
+  type Migration,
+  type MigrationStatus,
+  type OpenStoreOptions,
+  type Row,
+  type SqlValue,
+  type Store,
+  type StoreTx,
+} from '../port.js';
+
+const INT8_OID = 20;
+
+const typeParsers = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8_OID && format !== 'binary') return (v: string) => Number(v);
+    return (pg.types.getTypeParser as (o: number, f?: string) => unknown)(oid, format);
+  },
+} as unknown as pg.CustomTypesConfig;
+
+/** Rewrites `?` placeholders (outside quotes) to `$1..$n`. */
+export function toPositional(sql: string): string {
+  let out = '';
+  let n = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      out += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      out += c;
+    } else if (c === '?') {
+      out += `$${++n}`;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+const positionalCache = new Map<string, string>();
+function positional(sql: string): string {
+  let p = positionalCache.get(sql);
+  if (p === undefined) {
+    p = toPositional(sql);
+    if (positionalCache.size > 1000) positionalCache.clear();
+    positionalCache.set(sql, p);
+  }
+  return p;
+}
+
+function quoteIdent(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid schema name: ${name}`);
+  return `"${name}"`;
+}
+
+interface Queryable {
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+}
+
+function runner(client: Queryable): StoreTx {
+  return {
+    dialect: 'postgres',
+    async query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []) {
+      const r = await client.query(positional(sql), params as unknown[]);
+      return r.rows as T[];
+    },
+    async execute(sql: string, params: readonly SqlValue[] = []): Promise<ExecuteResult> {
+      const r = await client.query(positional(sql), params as unknown[]);
+      return { changes: r.rowCount ?? 0 };
+    },
+  };
+}
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  readonly description: string;
+  private readonly pool: pg.Pool;
+  private readonly direct: StoreTx;
+  readonly schema: string | undefined;
+
+  constructor(url: string, opts: OpenStoreOptions = {}) {
+    const u = new URL(url);
+    this.description = `postgres://${u.host}${u.pathname}${opts.schema ? ` (schema ${opts.schema})` : ''}`;
+    this.schema = opts.schema;
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      types: typeParsers,
+      ...(opts.schema ? { options: `-c search_path=${quoteIdent(opts.schema)}` } : {}),
+    });
+    // An idle client's error (e.g. the server restarting) must not crash the process.
+    this.pool.on('error', () => undefined);
+    this.direct = runner(this.pool);
+  }
+
+  /** Creates the configured schema when missing. Called by openStore before migrating. */
+  async ensureSchema(): Promise<void> {
+    if (!this.schema) return;
+    const client = new pg.Client({ connectionString: this.pool.options.connectionString });
+    await client.connect();
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+    } catch (err) {
+      // Two openers racing on CREATE SCHEMA IF NOT EXISTS may collide on the catalog.
+      if ((err as { code?: string }).code !== '23505') throw err;
+    } finally {
+      await client.end();
+    }
+  }
+
+  query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    return this.direct.query<T>(sql, params);
+  }
+
+  execute(sql: string, params: readonly SqlValue[] = []): Promise<ExecuteResult> {
+    return this.direct.execute(sql, params);
+  }
+
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(runner(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async migrate(extra: readonly Migration[] = []): Promise<number[]> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // One migrator at a time across processes.
+      await client.query('SELECT pg_advisory_xact_lock(7366504)');
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+      );
+      const applied = new Set(
+        (await client.query('SELECT version FROM schema_migrations')).rows.map(
+          (r: { version: number }) => r.version,
+        ),
+      );
+      const done: number[] = [];
+      for (const m of orderedMigrations([...MIGRATIONS.postgres, ...extra])) {
+        if (applied.has(m.version)) continue;
+        try {
+          for (const stmt of splitStatements(m.sql)) await client.query(stmt);
+        } catch (err) {
+          throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+        await client.query(
+          'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+          [m.version, m.name, Date.now()],
+        );
+        done.push(m.version);
+      }
+      await client.query('COMMIT');
+      return done;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async migrations(): Promise<MigrationStatus[]> {
+    const exists = await this.pool.query("SELECT to_regclass('schema_migrations') AS t");
+    const rows: { version: number; name: string; applied_at: number }[] = exists.rows[0]?.t
+      ? (await this.pool.query('SELECT version, name, applied_at FROM schema_migrations')).rows
+      : [];
+    const byVersion = new Map(rows.map((r) => [r.version, r]));
+    const out: MigrationStatus[] = MIGRATIONS.postgres.map((m) => ({
+      version: m.version,
+      name: m.name,
+      appliedAt: byVersion.get(m.version)?.applied_at ?? null,
+    }));
+    for (const r of rows) {
+      if (!out.some((m) => m.version === r.version)) {
+        out.push({ version: r.version, name: r.name, appliedAt: r.applied_at });
+      }
+    }
+    return out.sort((a, b) => a.version - b.version);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

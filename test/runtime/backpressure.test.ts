@@ -1,0 +1,88 @@
+// Back-pressure on deliveries: while a destination is congested (the gate says so, or its
+// backlog is above the configured threshold) its deferrable deliveries wait; critical go.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BACKENDS } from '../store/backends.js';
+import { createEngine } from '../../src/runtime/engine.js';
+import type { PriorityClass } from '../../src/runtime/types.js';
+import { passThroughGate, sleep, waitFor } from './support.js';
+
+for (const backend of BACKENDS) {
+  describe(`delivery back-pressure: ${backend.name}`, { skip: backend.skip }, () => {
+    for (const via of ['gate status', 'backlog threshold'] as const) {
+      test(`congestion by ${via} holds deferrable deliveries, not critical`, async () => {
+        const db = await backend.create();
+        const store = await db.open();
+        try {
+          let congested = true;
+          const base = passThroughGate();
+          const engine = createEngine({
+            store,
+            pollMs: { min: 2, max: 20 },
+            gate: {
+              attempt: (a) => base.attempt(a),
+              status: (id) => ({
+                id,
+                circuit: 'closed',
+                inFlight: 0,
+                concurrencyLimit: 4,
+                congested: via === 'gate status' && congested,
+              }),
+            },
+            backpressure:
+              via === 'backlog threshold' ? { destinationBacklog: { crm: 1 }, refreshMs: 10 } : {},
+          });
+          const sent: { priority: PriorityClass; at: number; done?: number }[] = [];
+          engine.registerHandler('note', async (msg, tx) => {
+            await tx.deliver({ destination: 'crm', payload: msg.payload });
+          });
+          // Deliveries are written first (no sender yet), so the backlog is known before claims.
+          for (let i = 0; i < 12; i++) {
+            const priority: PriorityClass = i < 10 ? 'deferrable' : 'critical';
+            await engine.accept({
+              source: 'test',
+              idempotencyKey: `n-${i}`,
+              requestHash: 'h',
+              type: 'note',
+              partitionKey: `c-${i}`,
+              priority,
+              payload: { i },
+            });
+          }
+          engine.start();
+          await waitFor('handlers done', () => engine.counters.processed === 12);
+          await sleep(50);
+          engine.registerSender('crm', async (d) => {
+            const entry: (typeof sent)[number] = { priority: d.priority, at: Date.now() };
+            sent.push(entry);
+            if (d.priority === 'critical') await sleep(200);
+            entry.done = Date.now();
+            return { status: 200 };
+          });
+          await waitFor('critical delivered', () => sent.filter((s) => s.done).length >= 2);
+          if (via === 'gate status') {
+            await sleep(200);
+            // The gate still reports congestion: only critical went.
+            assert.deepEqual(
+              sent.map((s) => s.priority),
+              ['critical', 'critical'],
+            );
+            congested = false;
+          }
+          await waitFor('all delivered', () => sent.length === 12);
+          const criticalDone = Math.max(
+            ...sent.filter((s) => s.priority === 'critical').map((s) => s.done ?? Infinity),
+          );
+          const firstDeferrable = Math.min(
+            ...sent.filter((s) => s.priority === 'deferrable').map((s) => s.at),
+          );
+          assert.ok(firstDeferrable >= criticalDone, 'deferrable waited for the critical backlog');
+          await engine.stop();
+        } finally {
+          await store.close();
+          await db.drop();
+        }
+      });
+    }
+  });
+}

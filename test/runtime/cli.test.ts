@@ -1,0 +1,115 @@
+// `middlemart migrate` and `middlemart dlq list|show|replay` against a real SQLite store.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Command } from 'commander';
+import { register as registerMigrate } from '../../src/cli/commands/migrate.js';
+import { register as registerDlq } from '../../src/cli/commands/dlq.js';
+import { createEngine } from '../../src/runtime/engine.js';
+import { PermanentError } from '../../src/runtime/types.js';
+import { sqliteDatabase } from '../store/backends.js';
+import { waitFor } from './support.js';
+
+async function cli(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  const program = new Command('middlemart')
+    .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s) })
+    .exitOverride();
+  registerMigrate(program);
+  registerDlq(program);
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return { out, err, code: 0 };
+  } catch (e) {
+    const code = (e as { exitCode?: number }).exitCode ?? 1;
+    return { out, err: err + String((e as Error).message), code };
+  }
+}
+
+test('migrate, then dlq list, show and replay', async () => {
+  const db = sqliteDatabase();
+  try {
+    const m = await cli('migrate', '--database-url', db.url, '--json');
+    assert.equal(m.code, 0, m.err);
+    assert.deepEqual(JSON.parse(m.out).applied, [1]);
+    const again = await cli('migrate', '--database-url', db.url);
+    assert.match(again.out, /up to date/);
+
+    const store = await db.open();
+    const engine = createEngine({ store, pollMs: { min: 2, max: 20 } });
+    let fixed = false;
+    engine.registerHandler('invoice.post', async () => {
+      if (!fixed) throw new PermanentError('unknown customer C-9');
+    });
+    for (const k of ['a', 'b']) {
+      await engine.accept({
+        source: 'test',
+        idempotencyKey: k,
+        requestHash: 'h',
+        type: 'invoice.post',
+        partitionKey: k,
+        priority: 'standard',
+        payload: { k },
+      });
+    }
+    engine.start();
+    await waitFor('dead-lettered', () => engine.counters.deadLettered === 2);
+
+    const list = await cli(
+      'dlq',
+      'list',
+      '--database-url',
+      db.url,
+      '--json',
+      '--error',
+      'customer c-9',
+    );
+    assert.equal(list.code, 0, list.err);
+    const page = JSON.parse(list.out) as { items: { id: string; idempotencyKey: string }[] };
+    assert.equal(page.items.length, 2);
+    const none = await cli('dlq', 'list', '--database-url', db.url, '--type', 'other');
+    assert.match(none.out, /no dead letters/);
+    const paged = await cli('dlq', 'list', '--database-url', db.url, '--limit', '1');
+    assert.match(paged.out, /more: --cursor /);
+
+    const show = await cli('dlq', 'show', page.items[0]!.id, '--database-url', db.url);
+    assert.equal(show.code, 0, show.err);
+    assert.match(show.out, /permanent handler failure: unknown customer C-9/);
+    assert.match(show.out, /attempts:\n {2}#1 /);
+
+    assert.equal((await cli('dlq', 'replay', '--database-url', db.url)).code, 2);
+    fixed = true;
+    const replay = await cli(
+      'dlq',
+      'replay',
+      '--all',
+      '--type',
+      'invoice.post',
+      '--database-url',
+      db.url,
+    );
+    assert.equal(replay.code, 0, replay.err);
+    assert.match(replay.out, /2 replayed/);
+    await waitFor('replayed messages processed', () => engine.counters.processed === 2);
+    await engine.stop();
+    await store.close();
+    const after = await cli(
+      'dlq',
+      'list',
+      '--database-url',
+      db.url,
+      '--status',
+      'replayed',
+      '--json',
+    );
+    const replayed = JSON.parse(after.out) as { items: { replayCount: number }[] };
+    assert.deepEqual(
+      replayed.items.map((i) => i.replayCount),
+      [1, 1],
+    );
+    const missing = await cli('dlq', 'show', 'nope', '--database-url', db.url);
+    assert.equal(missing.code, 1);
+  } finally {
+    await db.drop();
+  }
+});

@@ -1,0 +1,431 @@
+// The Store contract and the engine's queue semantics, run against SQLite and PostgreSQL alike:
+// migrations, idempotent accept, priority order, per-key FIFO, leases, available_at, outbox
+// atomicity, dead letters and replay, retention and back-pressure.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BACKENDS, type TestDatabase } from './backends.js';
+import type { Store } from '../../src/store/port.js';
+import { createEngine } from '../../src/runtime/engine.js';
+import { PermanentError, type AcceptRequest, type EngineOptions } from '../../src/runtime/index.js';
+import { claimMessages, completeMessage, LeaseLostError } from '../../src/runtime/queue.js';
+import { passThroughGate, sleep, waitFor } from '../runtime/support.js';
+
+let n = 0;
+function req(over: Partial<AcceptRequest> = {}): AcceptRequest {
+  n++;
+  return {
+    source: 'test',
+    idempotencyKey: `k-${n}-${Math.random()}`,
+    requestHash: 'h',
+    type: 'thing.created',
+    partitionKey: `p-${n}`,
+    priority: 'standard',
+    payload: { n },
+    ...over,
+  };
+}
+
+async function withStore(
+  db: () => Promise<TestDatabase>,
+  fn: (store: Store, database: TestDatabase) => Promise<void>,
+): Promise<void> {
+  const database = await db();
+  const store = await database.open();
+  try {
+    await fn(store, database);
+  } finally {
+    await store.close();
+    await database.drop();
+  }
+}
+
+for (const backend of BACKENDS) {
+  describe(`store conformance: ${backend.name}`, { skip: backend.skip }, () => {
+    const run = (fn: (store: Store, database: TestDatabase) => Promise<void>) =>
+      withStore(() => backend.create(), fn);
+    const engineOn = (store: Store, over: Partial<EngineOptions> = {}) =>
+      createEngine({ store, pollMs: { min: 2, max: 20 }, ...over });
+
+    test('migrations are versioned, applied once, and listed', () =>
+      run(async (store, database) => {
+        const status = await store.migrations();
+        assert.ok(status.length >= 1);
+        assert.ok(status.every((m) => m.appliedAt !== null));
+        assert.deepEqual(await store.migrate(), []);
+        const extra = [
+          {
+            version: 1000,
+            name: 'domain table',
+            sql: 'CREATE TABLE widgets (id TEXT PRIMARY KEY, n INTEGER NOT NULL)',
+          },
+        ];
+        assert.deepEqual(await store.migrate(extra), [1000]);
+        assert.deepEqual(await store.migrate(extra), []);
+        await store.execute('INSERT INTO widgets (id, n) VALUES (?, ?)', ['a', 1]);
+        const rows = await store.query<{ n: number }>('SELECT n FROM widgets WHERE id = ?', ['a']);
+        assert.equal(rows[0]?.n, 1);
+        // A second open of the same database applies nothing new.
+        const again = await database.open();
+        try {
+          assert.deepEqual(await again.migrate(), []);
+          await again.ping();
+        } finally {
+          await again.close();
+        }
+        // A failing transaction leaves nothing behind.
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.execute('INSERT INTO widgets (id, n) VALUES (?, ?)', ['b', 2]);
+            throw new Error('boom');
+          }),
+          /boom/,
+        );
+        assert.equal((await store.query('SELECT id FROM widgets WHERE id = ?', ['b'])).length, 0);
+      }));
+
+    test('accept is idempotent per source: duplicate, conflict, and racing accepts', () =>
+      run(async (store, database) => {
+        const engine = engineOn(store);
+        const r = req({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+        const first = await engine.accept(r);
+        assert.equal(first.outcome, 'accepted');
+        const dup = await engine.accept({ ...r });
+        assert.equal(dup.outcome, 'duplicate');
+        assert.ok(first.outcome === 'accepted' && dup.outcome === 'duplicate');
+        assert.equal(dup.messageId, first.messageId);
+        assert.equal(dup.acceptedAt, first.acceptedAt);
+        assert.equal(dup.traceparent, r.traceparent);
+        const conflict = await engine.accept({ ...r, requestHash: 'other' });
+        assert.deepEqual(conflict, { outcome: 'conflict', messageId: first.messageId });
+        // Another source may use the same key.
+        assert.equal((await engine.accept({ ...r, source: 'other-source' })).outcome, 'accepted');
+
+        // Racing accepts of one key, from this engine and from a second store connection.
+        const other = await database.open();
+        try {
+          const engine2 = engineOn(other);
+          const racing = req();
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, i) => (i % 2 ? engine : engine2).accept({ ...racing })),
+          );
+          const accepted = results.filter((x) => x.outcome === 'accepted');
+          assert.equal(accepted.length, 1);
+          const ids = new Set(results.map((x) => ('messageId' in x ? x.messageId : '')));
+          assert.equal(ids.size, 1);
+          await engine2.stop();
+        } finally {
+          await other.close();
+        }
+        const count = await store.query<{ n: number }>(
+          'SELECT COUNT(*) AS n FROM messages WHERE idempotency_key = ?',
+          [r.idempotencyKey],
+        );
+        assert.equal(Number(count[0]?.n), 2);
+        await engine.stop();
+      }));
+
+    test('claims serve critical before standard before deferrable', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        await engine.accept(req({ priority: 'deferrable' }));
+        await engine.accept(req({ priority: 'standard' }));
+        await engine.accept(req({ priority: 'critical' }));
+        const claimed = await claimMessages(store, { limit: 10, leaseMs: 10_000, now: Date.now() });
+        assert.deepEqual(
+          claimed.map((c) => c.row.priority),
+          [0, 1, 2],
+        );
+      }));
+
+    test('per-key FIFO: only the head of a key is claimable', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        const a = await engine.accept(req({ partitionKey: 'k1', payload: 'a' }));
+        await engine.accept(req({ partitionKey: 'k1', payload: 'b', priority: 'critical' }));
+        const c = await engine.accept(req({ partitionKey: 'k2', payload: 'c' }));
+        let claimed = await claimMessages(store, { limit: 10, leaseMs: 10_000, now: Date.now() });
+        assert.deepEqual(claimed.map((x) => x.row.payload).sort(), ['"a"', '"c"']);
+        assert.ok(a.outcome === 'accepted' && c.outcome === 'accepted');
+        // Nothing more while a is in flight.
+        assert.equal(
+          (await claimMessages(store, { limit: 10, leaseMs: 10_000, now: Date.now() })).length,
+          0,
+        );
+        const ca = claimed.find((x) => x.row.id === a.messageId)!;
+        await store.transaction((tx) => completeMessage(tx, ca, Date.now()));
+        claimed = await claimMessages(store, { limit: 10, leaseMs: 10_000, now: Date.now() });
+        assert.deepEqual(
+          claimed.map((x) => x.row.payload),
+          ['"b"'],
+        );
+      }));
+
+    test('a lease that expires is claimed again; the old holder cannot complete', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        await engine.accept(req({ partitionKey: 'lease' }));
+        const first = await claimMessages(store, { limit: 1, leaseMs: 150, now: Date.now() });
+        assert.equal(first.length, 1);
+        assert.equal(
+          (await claimMessages(store, { limit: 1, leaseMs: 150, now: Date.now() })).length,
+          0,
+        );
+        await sleep(200);
+        const second = await claimMessages(store, { limit: 1, leaseMs: 10_000, now: Date.now() });
+        assert.equal(second.length, 1);
+        assert.equal(second[0]!.row.id, first[0]!.row.id);
+        assert.equal(second[0]!.row.attempts, 2);
+        await assert.rejects(
+          store.transaction((tx) => completeMessage(tx, first[0]!, Date.now())),
+          LeaseLostError,
+        );
+        await store.transaction((tx) => completeMessage(tx, second[0]!, Date.now()));
+      }));
+
+    test('available_at delays a message', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        await engine.accept(req({ availableAt: new Date(Date.now() + 300) }));
+        assert.equal(
+          (await claimMessages(store, { limit: 1, leaseMs: 1000, now: Date.now() })).length,
+          0,
+        );
+        await sleep(350);
+        assert.equal(
+          (await claimMessages(store, { limit: 1, leaseMs: 1000, now: Date.now() })).length,
+          1,
+        );
+      }));
+
+    test('outbox: a handler that throws leaves no state, no emitted messages, no deliveries', () =>
+      run(async (store) => {
+        await store.migrate([
+          {
+            version: 2000,
+            name: 'ledger',
+            sql: 'CREATE TABLE ledger (id TEXT PRIMARY KEY, amount INTEGER NOT NULL)',
+          },
+        ]);
+        const engine = engineOn(store, {
+          handlerRetry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 10 },
+        });
+        let calls = 0;
+        engine.registerHandler('thing.created', async (msg, tx) => {
+          calls++;
+          await tx.execute('INSERT INTO ledger (id, amount) VALUES (?, ?)', [msg.id, 5]);
+          await tx.state.put('things', msg.partitionKey, { seen: calls });
+          await tx.emit({ type: 'thing.followup', partitionKey: 'f', payload: { from: msg.id } });
+          await tx.deliver({ destination: 'erp', payload: { id: msg.id } });
+          if (calls < 3) throw new Error(`transient ${calls}`);
+        });
+        engine.registerHandler('thing.followup', async () => undefined);
+        const first = await engine.accept(req({ partitionKey: 'atomic' }));
+        assert.equal(first.outcome, 'accepted');
+        engine.start();
+        await waitFor('first failure recorded', async () => calls >= 1);
+        await engine.stop();
+        const count = async (sql: string) => Number((await store.query<{ n: number }>(sql))[0]?.n);
+        if (calls === 1) {
+          assert.equal(await count('SELECT COUNT(*) AS n FROM ledger'), 0);
+          assert.equal(await count('SELECT COUNT(*) AS n FROM state'), 0);
+          assert.equal(await count('SELECT COUNT(*) AS n FROM deliveries'), 0);
+          assert.equal(await count('SELECT COUNT(*) AS n FROM messages'), 1);
+        }
+        engine.start();
+        await waitFor('handler succeeded', async () => engine.counters.processed >= 2);
+        await engine.stop();
+        assert.equal(calls, 3);
+        assert.equal(await count('SELECT COUNT(*) AS n FROM ledger'), 1);
+        assert.equal(await count('SELECT COUNT(*) AS n FROM deliveries'), 1);
+        assert.equal(
+          await count("SELECT COUNT(*) AS n FROM messages WHERE type = 'thing.followup'"),
+          1,
+        );
+        const d = await store.query<{ idempotency_key: string }>(
+          'SELECT idempotency_key FROM deliveries',
+        );
+        assert.ok(first.outcome === 'accepted');
+        assert.equal(d[0]?.idempotency_key, `${first.messageId}/erp/1`);
+        const attempts = await store.query<{ error: string }>(
+          'SELECT error FROM attempts WHERE subject_id = ? ORDER BY at',
+          [first.messageId],
+        );
+        assert.deepEqual(
+          attempts.map((a) => a.error),
+          ['transient 1', 'transient 2'],
+        );
+      }));
+
+    test('dead letters: failing messages are listed, filtered, paged, shown and replayed with the same key', () =>
+      run(async (store) => {
+        const engine = engineOn(store, {
+          gate: passThroughGate({ retryMs: 5, maxAttempts: 3 }),
+          handlerRetry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 5 },
+        });
+        let fixed = false;
+        let handled = 0;
+        engine.registerHandler('poison', async (msg, tx) => {
+          if (!fixed) throw new Error('cannot parse poison');
+          handled++;
+          await tx.deliver({ destination: 'crm', payload: { id: msg.id } });
+        });
+        engine.registerHandler('perm', async () => {
+          throw new PermanentError('invalid reference');
+        });
+        const sent: string[] = [];
+        engine.registerSender('crm', async (d) => {
+          sent.push(d.idempotencyKey);
+          return { status: fixed ? 200 : 503 };
+        });
+        const poison = await engine.accept(req({ type: 'poison', partitionKey: 'pk' }));
+        const perm = await engine.accept(req({ type: 'perm' }));
+        engine.start();
+        await waitFor(
+          'two dead letters',
+          async () => (await engine.deadLetters.list()).items.length >= 2,
+        );
+        const list = await engine.deadLetters.list({ kind: 'message', error: 'POISON' });
+        assert.equal(list.items.length, 1);
+        const dl = list.items[0]!;
+        assert.ok(poison.outcome === 'accepted' && perm.outcome === 'accepted');
+        assert.equal(dl.id, poison.messageId);
+        assert.equal(dl.attempts, 2);
+        assert.equal(dl.history.length, 2);
+        assert.equal(dl.reason, 'handler attempts exhausted');
+        const permDl = await engine.deadLetters.show(perm.messageId);
+        assert.equal(permDl?.reason, 'permanent handler failure');
+        assert.equal(permDl?.attempts, 1);
+        // Pagination: one per page, newest first, then nothing.
+        const p1 = await engine.deadLetters.list({}, { limit: 1 });
+        assert.equal(p1.items.length, 1);
+        const p2 = await engine.deadLetters.list({}, { limit: 1, cursor: p1.nextCursor! });
+        assert.equal(p2.items.length, 1);
+        assert.notEqual(p2.items[0]!.id, p1.items[0]!.id);
+        assert.equal(p2.nextCursor, undefined);
+        assert.equal(
+          (await engine.deadLetters.list({ since: new Date(Date.now() + 60_000) })).items.length,
+          0,
+        );
+
+        // Replay the message while the destination still fails: the delivery dies in turn.
+        fixed = true;
+        const replayed = await engine.deadLetters.replay(poison.messageId);
+        assert.equal(replayed?.kind, 'message');
+        await waitFor('handled once and delivered', () => handled === 1 && sent.length === 1);
+        await engine.stop();
+        assert.equal(await engine.deadLetters.replay(poison.messageId), undefined);
+        const replayedMsg = await store.query<{ idempotency_key: string; replay_count: number }>(
+          'SELECT idempotency_key, replay_count FROM messages WHERE id = ?',
+          [replayed!.newId],
+        );
+        assert.equal(replayedMsg[0]?.idempotency_key, dl.idempotencyKey);
+        assert.equal(replayedMsg[0]?.replay_count, 1);
+        assert.equal((await engine.deadLetters.show(poison.messageId))?.status, 'replayed');
+        assert.equal((await engine.deadLetters.show(poison.messageId))?.replayCount, 1);
+      }));
+
+    test('a delivery dead-lettered after its attempts is replayed under the same idempotency key and applied once', () =>
+      run(async (store) => {
+        const engine = engineOn(store, { gate: passThroughGate({ retryMs: 5, maxAttempts: 3 }) });
+        let healthy = false;
+        const attempts: string[] = [];
+        const applied = new Set<string>();
+        engine.registerHandler('order', async (msg, tx) => {
+          await tx.deliver({ destination: 'erp', payload: msg.payload, priority: 'critical' });
+        });
+        engine.registerSender('erp', async (d) => {
+          attempts.push(d.idempotencyKey);
+          if (!healthy) return { status: 500 };
+          applied.add(d.idempotencyKey);
+          return { status: 201 };
+        });
+        const r = await engine.accept(req({ type: 'order' }));
+        engine.start();
+        await waitFor(
+          'delivery dead',
+          async () => (await engine.deadLetters.list({ kind: 'delivery' })).items.length === 1,
+        );
+        const [dl] = (await engine.deadLetters.list({ destination: 'erp' })).items;
+        assert.ok(dl && r.outcome === 'accepted');
+        assert.equal(dl.attempts, 3);
+        assert.equal(dl.history.length, 3);
+        assert.equal(dl.history[0]?.status, 500);
+        assert.equal(dl.idempotencyKey, `${r.messageId}/erp/1`);
+        assert.equal(dl.lastError, 'status 500');
+        healthy = true;
+        const replayed = await engine.deadLetters.replayMatching({ destination: 'erp' });
+        assert.equal(replayed.length, 1);
+        await waitFor('applied', () => applied.size === 1);
+        await engine.stop();
+        assert.deepEqual([...applied], [dl.idempotencyKey]);
+        assert.equal(new Set(attempts).size, 1);
+        assert.equal((await engine.deadLetters.list()).items.length, 0);
+        assert.equal(
+          (await engine.deadLetters.list({ status: 'replayed' })).items[0]?.replayCount,
+          1,
+        );
+        assert.equal(engine.counters.replayed, 1);
+      }));
+
+    test('retention purges completed work and expired idempotency keys', () =>
+      run(async (store) => {
+        const engine = engineOn(store, {
+          idempotencyWindowMs: 100,
+          retention: { completedMs: 50, intervalMs: 0 },
+        });
+        engine.registerHandler('thing.created', async () => undefined);
+        const r = req();
+        await engine.accept(r);
+        await engine.accept(req());
+        engine.start();
+        await waitFor('processed', () => engine.counters.processed === 2);
+        await engine.stop();
+        await sleep(150);
+        const report = await engine.purge();
+        assert.equal(report.messages, 2);
+        assert.equal(report.idempotencyKeys, 2);
+        assert.equal(
+          Number((await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM messages'))[0]?.n),
+          0,
+        );
+        // The key expired: the same key is a new message now.
+        assert.equal((await engine.accept(r)).outcome, 'accepted');
+        // An unexpired key and a queued message survive a purge.
+        const again = await engine.purge();
+        assert.equal(again.messages, 0);
+        assert.equal((await engine.accept(r)).outcome, 'duplicate');
+      }));
+
+    test('back-pressure refuses deferrable accepts above the backlog, never critical', () =>
+      run(async (store) => {
+        const engine = engineOn(store, {
+          backpressure: { deferrableBacklogLimit: 2, refreshMs: 10, retryAfterSeconds: 7 },
+        });
+        const first = req({ priority: 'deferrable' });
+        for (const r of [first, req({ priority: 'deferrable' }), req({ priority: 'deferrable' })]) {
+          assert.equal((await engine.accept(r)).outcome, 'accepted');
+        }
+        // Workers are not started: the backlog stays queued; accepts refresh the figures.
+        // Figures refresh every 10 ms: a few more may be accepted before the refusal starts.
+        let extra = 0;
+        await waitFor('backlog refreshed', async () => {
+          const r = await engine.accept(req({ priority: 'deferrable' }));
+          if (r.outcome === 'accepted') extra++;
+          return r.outcome === 'backpressure';
+        });
+        assert.deepEqual(await engine.accept(req({ priority: 'deferrable' })), {
+          outcome: 'backpressure',
+          retryAfterSeconds: 7,
+        });
+        // A retry of an accepted deferrable request still gets its original answer.
+        assert.equal((await engine.accept(first)).outcome, 'duplicate');
+        assert.equal((await engine.accept(req({ priority: 'critical' }))).outcome, 'accepted');
+        const stats = await engine.stats();
+        assert.equal(stats.messages.byClass.deferrable.depth, 3 + extra);
+        assert.ok(extra <= 5);
+        assert.equal(stats.messages.byClass.critical.depth, 1);
+        assert.equal(engine.counters.backpressured >= 2, true);
+        await engine.stop();
+      }));
+  });
+}
