@@ -12,11 +12,11 @@ import { packageVersion } from '../config/package-root.js';
 import { CliExit, ExitCode } from './errors.js';
 
 // ---- Command modules: import each here and list it in COMMANDS below. ----------------------
-// import { register as registerStart } from './commands/start.js';
-// import { register as registerMigrate } from './commands/migrate.js';
-// import { register as registerDlq } from './commands/dlq.js';
-// import { register as registerSandbox } from './commands/sandbox.js';
-// import { register as registerSimulate } from './commands/simulate.js';
+import { register as registerStart } from './commands/start.js';
+import { register as registerMigrate } from './commands/migrate.js';
+import { register as registerDlq } from './commands/dlq.js';
+import { register as registerSandbox } from './commands/sandbox.js';
+import { register as registerSimulate } from './commands/simulate.js';
 import { register as registerConfig } from './commands/config.js';
 
 /** What every command module exports as `register`. */
@@ -24,11 +24,11 @@ export type RegisterCommand = (program: Command) => void;
 
 /** Registered command modules, in the order `middlemart --help` lists them. */
 export const COMMANDS: readonly RegisterCommand[] = [
-  // registerStart,
-  // registerMigrate,
-  // registerDlq,
-  // registerSandbox,
-  // registerSimulate,
+  registerStart,
+  registerMigrate,
+  registerDlq,
+  registerSandbox,
+  registerSimulate,
   registerConfig,
 ];
 // ----------------------------------------------------------------------------------------------

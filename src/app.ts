@@ -1,0 +1,174 @@
+// The composition root: the one place that builds Middlemart from an estate config. It opens the
+// store, builds the durable engine and its delivery gate from the systems' limits, wires the
+// canonical event catalogue into the HTTP API, and (in the embedded default) runs the sandbox
+// estate beside it. Nothing else constructs a store, an engine or a server.
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildServer } from './api/server.js';
+import type { DescribedEvent, RejectedEvent } from './api/types.js';
+import { catalogue, eventByName, eventByType, parseEvent } from './canonical/index.js';
+import type { EstateConfig, SystemConfig } from './config/schema.js';
+import { createLogger } from './observability/logger.js';
+import { createEngine } from './runtime/index.js';
+import type { Engine, PriorityClass } from './runtime/index.js';
+import { createDeliveryGate } from './runtime/delivery/index.js';
+import type { DeliveryGate, DestinationPolicy } from './runtime/delivery/index.js';
+import { openStore } from './store/index.js';
+import type { Store } from './store/index.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The delivery policy of each configured system, from its limits, retry and breaker settings. */
+export function destinationPolicies(systems: readonly SystemConfig[]): DestinationPolicy[] {
+  return systems.map((s) => ({
+    id: s.id,
+    timeoutMs: s.limits.timeoutMs,
+    retry: { ...s.retry },
+    circuitBreaker: {
+      consecutiveFailures: s.circuitBreaker.consecutiveFailures,
+      halfOpenAfterMs: s.circuitBreaker.halfOpenAfterMs,
+    },
+    concurrency: { max: s.limits.concurrency, adaptive: s.limits.adaptiveConcurrency },
+    rate: { perSecond: s.limits.ratePerSecond, burst: s.limits.burst },
+  }));
+}
+
+/**
+ * Describes a body for the generic ingest: validates it against the catalogue and gives its
+ * partition key and priority class. The class comes from the configured overrides, else the
+ * catalogue; a caller's own `priority` extension cannot lift its event above that.
+ */
+export function eventDescriber(
+  priorities: Readonly<Record<string, PriorityClass>>,
+): (body: unknown) => DescribedEvent | RejectedEvent {
+  return (body) => {
+    const parsed = parseEvent(body);
+    if (!parsed.ok) {
+      return {
+        ok: false,
+        errors: parsed.issues.map((i) => ({ path: i.path, message: i.message })),
+      };
+    }
+    const event = parsed.value;
+    const entry = eventByType(event.type);
+    const name = entry?.name ?? event.type;
+    const priority = priorities[name] ?? entry?.priority ?? 'standard';
+    return {
+      ok: true,
+      type: event.type,
+      partitionKey: event.partitionkey ?? event.id,
+      priority,
+      source: event.source,
+    };
+  };
+}
+
+export interface AppOptions {
+  /** The resolved estate config (env references already substituted). */
+  config: EstateConfig;
+  logger?: Logger;
+  /** Overrides `server.port` (0 = ephemeral; tests use it). */
+  port?: number;
+  /** Overrides `store.url` (and MIDDLEMART_DATABASE_URL, already applied by config loading). */
+  storeUrl?: string;
+}
+
+export interface App {
+  readonly config: EstateConfig;
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly gate: DeliveryGate;
+  readonly server: FastifyInstance | undefined;
+  /** The API's base URL when the `api` role runs. */
+  readonly url: string | undefined;
+  readonly logger: Logger;
+  /** Stops accepting, finishes in-flight work, closes the store. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Builds and starts Middlemart from an estate config. */
+export async function startApp(opts: AppOptions): Promise<App> {
+  const { config } = opts;
+  const logger = opts.logger ?? createLogger({ name: 'middlemart' });
+  const roles = new Set(config.engine.roles);
+
+  const store = await openStore(opts.storeUrl ?? config.store.url);
+  const gate = createDeliveryGate(destinationPolicies(config.systems));
+  const engine = createEngine({
+    store,
+    gate,
+    workers: config.engine.workers,
+    leaseMs: config.engine.leaseSeconds * 1000,
+    idempotencyWindowMs: config.store.retention.idempotencyKeysDays * DAY_MS,
+    retention: { completedMs: config.store.retention.completedMessagesDays * DAY_MS },
+    backpressure: {
+      deferrableBacklogLimit: config.engine.backpressure.deferrableBacklogLimit,
+    },
+    logger: logger.child({ component: 'engine' }),
+  });
+
+  // Canonical events that no process handles yet are complete once durably accepted: they stay
+  // readable for the retention window. Domain handlers registered later replace these.
+  for (const entry of catalogue) {
+    engine.registerHandler(entry.type, async () => undefined);
+  }
+
+  let server: FastifyInstance | undefined;
+  let url: string | undefined;
+  try {
+    if (roles.has('worker')) engine.start();
+    if (roles.has('api')) {
+      const priorities = resolvePriorities(config.priorities);
+      server = await buildServer(
+        {
+          ready: () =>
+            store.ping().then(
+              () => true,
+              () => false,
+            ),
+          accept: (req) => engine.accept(req),
+          describeEvent: eventDescriber(priorities),
+        },
+        {
+          logger: logger as unknown as FastifyBaseLogger,
+          bodyLimitBytes: config.server.bodyLimitBytes,
+          host: config.server.host,
+          port: opts.port ?? config.server.port,
+        },
+      );
+      const address = server.server.address();
+      if (address && typeof address === 'object') {
+        const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+        url = `http://${host}:${address.port}`;
+      }
+    }
+  } catch (err) {
+    await engine.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (server?.server.listening) await server.close();
+      await engine.stop();
+      await store.close();
+    })();
+    return stopping;
+  };
+
+  return { config, store, engine, gate, server, url, logger, stop };
+}
+
+/** Priority overrides keyed by catalogue name, checked against the catalogue. */
+function resolvePriorities(
+  overrides: Readonly<Record<string, PriorityClass>>,
+): Record<string, PriorityClass> {
+  const out: Record<string, PriorityClass> = {};
+  for (const [name, cls] of Object.entries(overrides)) {
+    if (!eventByName(name)) throw new Error(`priorities: unknown event ${name}`);
+    out[name] = cls;
+  }
+  return out;
+}
