@@ -1,9 +1,10 @@
 // The commerce simulator against Shopify's own material: signature vectors, documented webhook
-// payloads (read from /work/shared at test time), the leaky bucket and the 422 error shape.
+// payloads (read from ../shared at test time), the leaky bucket and the 422 error shape.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
+import { resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import {
@@ -15,8 +16,10 @@ import {
   LeakyBucket,
 } from '../../src/sandbox/commerce/index.js';
 
-const SHARED = '/work/shared/data/webhooks';
-const hasShared = existsSync(`${SHARED}/signature_vectors.json`);
+// The project's shared test data sits beside the checkout (../shared); CI always has it.
+const SHARED = resolve(process.env.MIDDLEMART_SHARED_DATA ?? '../shared/data', 'webhooks');
+const hasShared = existsSync(`${SHARED}/signature_vectors.json`) || process.env.CI === 'true';
+if (!hasShared) console.log(`# skipping Shopify payload tests: ${SHARED} not found`);
 
 interface Vector {
   scheme: string;
