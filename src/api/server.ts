@@ -21,10 +21,16 @@ import {
   ProblemError,
   sendProblem,
 } from './problem.js';
+import { ACCESS, installAccessControl } from './auth/roles.js';
+import { DEFAULT_RATE_TIERS, installRateLimits } from './limits.js';
+import type { RateTier } from './limits.js';
+import { installApiReference, installOpenApi } from './openapi.js';
 import type { ApiDeps } from './types.js';
+import { adminRoutes } from './v1/admin.js';
 import { eventsRoutes } from './v1/events.js';
+import { opsRoutes } from './v1/ops.js';
 
-export type { ApiDeps, DescribedEvent, RejectedEvent } from './types.js';
+export type { ApiDeps, DescribedEvent, HttpMetrics, OpsDeps, RejectedEvent } from './types.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 export const TRACEPARENT_HEADER = 'traceparent';
@@ -46,6 +52,10 @@ export interface ServerOptions {
   port?: number;
   /** Further route plugins (other domains' `v1` modules) registered before listening. */
   routes?: ReadonlyArray<FastifyPluginAsync>;
+  /** Rate limits per SLA tier; default `DEFAULT_RATE_TIERS` (standard 50/s, premium 500/s). */
+  rateTiers?: Readonly<Record<string, RateTier>>;
+  /** The version the OpenAPI document states; default 0.0.0. */
+  version?: string;
 }
 
 /** The request id: the caller's `x-request-id` when acceptable, else a new UUID. */
@@ -157,11 +167,27 @@ function registerCore(server: FastifyInstance, deps: ApiDeps): void {
   });
 
   installProblemHandlers(server);
+  installAccessControl(server, deps.authenticate);
 
+  const metrics = deps.metrics;
+  if (metrics) {
+    server.addHook('onResponse', async (request, reply) => {
+      metrics.observeHttp(
+        request.method,
+        request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'),
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+    });
+  }
+}
+
+function registerHealth(server: FastifyInstance, deps: ApiDeps): void {
   server.get(
     '/healthz',
     {
       logLevel: 'warn',
+      config: { access: ACCESS.public },
       schema: {
         summary: 'Liveness: 200 while the process runs',
         response: {
@@ -180,6 +206,7 @@ function registerCore(server: FastifyInstance, deps: ApiDeps): void {
     '/readyz',
     {
       logLevel: 'warn',
+      config: { access: ACCESS.public },
       schema: {
         summary: 'Readiness: 200 when the store is reachable, else 503',
         response: {
@@ -211,6 +238,50 @@ function registerCore(server: FastifyInstance, deps: ApiDeps): void {
   );
 }
 
+/** A registered route as the access and schema checks see it. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  config: FastifyContextConfigOf;
+  schema: Record<string, unknown> | undefined;
+}
+type FastifyContextConfigOf = { access?: unknown; noBody?: boolean } & Record<string, unknown>;
+
+const routeTables = new WeakMap<FastifyInstance, () => RegisteredRoute[]>();
+
+/** Every route registered on a server built by `buildServer` (HEAD twins included). */
+export function registeredRoutes(server: FastifyInstance): readonly RegisteredRoute[] {
+  return routeTables.get(server)?.() ?? [];
+}
+
+/** `GET /metrics`: Prometheus exposition (roles operator and admin; see docs/api.md). */
+function registerMetrics(server: FastifyInstance, metrics: NonNullable<ApiDeps['metrics']>): void {
+  server.get(
+    '/metrics',
+    {
+      logLevel: 'warn',
+      config: { access: ACCESS.operations },
+      schema: {
+        summary: 'Prometheus metrics (text exposition format)',
+        tags: ['operations'],
+        response: {
+          200: { type: 'string', description: 'Prometheus text format 0.0.4' },
+          401: { $ref: 'middlemart.problem#' },
+          403: { $ref: 'middlemart.problem#' },
+          429: { $ref: 'middlemart.problem#' },
+        },
+      },
+    },
+    async (_request, reply) => {
+      const { contentType, body } = await metrics.render();
+      return reply
+        .type(contentType)
+        .serializer((payload: unknown) => String(payload))
+        .send(body);
+    },
+  );
+}
+
 /**
  * Builds the HTTP server with its core (request ids, trace context, JSON parsing, problem
  * handlers, `/healthz`, `/readyz`) and the v1 routes. It listens only when `opts.port` is given;
@@ -227,9 +298,37 @@ export async function buildServer(deps: ApiDeps, opts: ServerOptions): Promise<F
     forceCloseConnections: 'idle',
   });
 
+  // Route options are kept by reference: later onRoute hooks (the API reference's) still edit them.
+  const routes: Array<{
+    method: string;
+    options: { url: string; config?: unknown; schema?: unknown };
+  }> = [];
+  routeTables.set(server, () =>
+    routes.map(({ method, options }) => ({
+      method,
+      url: options.url,
+      config: { ...(options.config as object | undefined) } as FastifyContextConfigOf,
+      schema: options.schema as Record<string, unknown> | undefined,
+    })),
+  );
+  server.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) routes.push({ method: String(method), options: route });
+  });
+
   registerCore(server, deps);
+  await installRateLimits(server, opts.rateTiers ?? DEFAULT_RATE_TIERS);
+  await installOpenApi(server, opts.version ?? '0.0.0');
+  registerHealth(server, deps);
   await server.register(eventsRoutes(deps), { prefix: '/v1' });
+  if (deps.ops) await server.register(opsRoutes(deps.ops, deps.keyStore), { prefix: '/v1' });
+  if (deps.keyStore) {
+    const tiers = Object.keys(opts.rateTiers ?? DEFAULT_RATE_TIERS);
+    await server.register(adminRoutes(deps.keyStore, tiers), { prefix: '/v1' });
+  }
+  if (deps.metrics) registerMetrics(server, deps.metrics);
   for (const routes of opts.routes ?? []) await server.register(routes);
+  await installApiReference(server);
 
   if (opts.port !== undefined) {
     await server.listen({ host: opts.host ?? '127.0.0.1', port: opts.port });

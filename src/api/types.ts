@@ -1,5 +1,9 @@
 // What the experience layer is given by the composition root, and what it adds to a request.
-import type { AcceptRequest, AcceptResult, PriorityClass } from '../runtime/types.js';
+import type { DestinationStatus } from '../runtime/delivery/types.js';
+import type { Engine } from '../runtime/engine.js';
+import type { AcceptRequest, AcceptResult, EngineStats, PriorityClass } from '../runtime/types.js';
+import type { KeyStore } from './auth/api-keys.js';
+import type { Authenticator } from './auth/roles.js';
 
 /** What the catalogue says of a valid canonical CloudEvent. */
 export interface DescribedEvent {
@@ -23,6 +27,28 @@ export interface ApiDeps {
   accept: (req: AcceptRequest) => Promise<AcceptResult>;
   /** Validates a structured CloudEvent against the canonical event catalogue. */
   describeEvent: (body: unknown) => DescribedEvent | RejectedEvent;
+  /** Verifies a request's bearer token (undefined when it sent none); see auth/api-keys.ts. */
+  authenticate: Authenticator;
+  /** The engine's operations surface; the `/v1/ops` routes exist when given. */
+  ops?: OpsDeps;
+  /** Key storage and the audit log; the `/v1/admin/keys` and `/v1/audit` routes exist when given. */
+  keyStore?: KeyStore;
+  /** Prometheus metrics; `/metrics` exists when given. */
+  metrics?: HttpMetrics;
+}
+
+export interface OpsDeps {
+  deadLetters: Engine['deadLetters'];
+  stats: () => Promise<EngineStats>;
+  /** Each destination's circuit and concurrency, from the delivery gate. */
+  circuits: () => DestinationStatus[];
+}
+
+/** What the server needs of the metrics registry (src/observability/metrics.ts). */
+export interface HttpMetrics {
+  observeHttp(method: string, route: string, status: number, seconds: number): void;
+  /** The exposition text and its content type. */
+  render(): Promise<{ contentType: string; body: string }>;
 }
 
 declare module 'fastify' {

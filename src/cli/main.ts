@@ -18,6 +18,7 @@ import { register as registerDlq } from './commands/dlq.js';
 import { register as registerSandbox } from './commands/sandbox.js';
 import { register as registerSimulate } from './commands/simulate.js';
 import { register as registerConfig } from './commands/config.js';
+import { register as registerKeys } from './commands/keys.js';
 
 /** What every command module exports as `register`. */
 export type RegisterCommand = (program: Command) => void;
@@ -30,6 +31,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerSandbox,
   registerSimulate,
   registerConfig,
+  registerKeys,
 ];
 // ----------------------------------------------------------------------------------------------
 

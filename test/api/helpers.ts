@@ -69,5 +69,13 @@ export function fakeDeps(
         }));
       return outcome(req, acceptCalls.length);
     },
+    // These suites test the server's other duties: every caller, keyed or not, is an admin here.
+    // Authentication itself is tested end to end in access.test.ts.
+    authenticate: async () => ({
+      keyPrefix: '000000000000',
+      name: 'test',
+      roles: ['admin'],
+      tier: 'premium',
+    }),
   };
 }

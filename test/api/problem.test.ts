@@ -50,6 +50,7 @@ void test('schema validation errors are 400 problems with the failing field path
   server.post(
     '/orders-test',
     {
+      config: { access: ['admin'] },
       schema: {
         querystring: {
           type: 'object',

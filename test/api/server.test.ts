@@ -168,13 +168,13 @@ void test('a body of another media type is a 415 problem', async (t) => {
 void test('an unexpected throw is a 500 problem without internals, logged with the request id', async (t) => {
   const log = capturingLogger();
   const server = await buildServer(fakeDeps(), { logger: log.logger });
-  server.get('/boom', async () => {
+  server.get('/boom', { config: { access: ['admin'] } }, async () => {
     throw new Error('password=hunter2 at /srv/db.ts:42');
   });
-  server.get('/typed', async () => {
+  server.get('/typed', { config: { access: ['admin'] } }, async () => {
     throw new ProblemError(409, 'idempotency-key-reused', { detail: 'typed detail' });
   });
-  server.get('/client-mistake', async () => {
+  server.get('/client-mistake', { config: { access: ['admin'] } }, async () => {
     throw Object.assign(new Error('bad thing the client did'), { statusCode: 422 });
   });
   t.after(() => server.close());

@@ -18,7 +18,7 @@ async function slowServer(events: string[]) {
   const release = deferred();
   const { logger } = capturingLogger();
   const server = await buildServer(fakeDeps(), { logger });
-  server.get('/slow', async () => {
+  server.get('/slow', { config: { access: ['admin'] } }, async () => {
     events.push('slow-started');
     entered.resolve();
     await release.promise;

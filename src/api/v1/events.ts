@@ -14,6 +14,7 @@ import {
   readIdempotencyKey,
   requestHashOf,
 } from '../idempotency.js';
+import { ACCESS } from '../auth/roles.js';
 import { ProblemError } from '../problem.js';
 import type { ApiDeps } from '../types.js';
 
@@ -119,7 +120,9 @@ export function eventsRoutes(deps: ApiDeps): FastifyPluginAsync {
     server.post(
       '/events',
       {
+        config: { access: ACCESS.ingest },
         schema: {
+          tags: ['ingest'],
           summary: 'Accept one canonical CloudEvent durably',
           description:
             'Answered 202 only after the event is committed. Send the same request again with the same Idempotency-Key to get the same answer (header Idempotent-Replayed: true).',
@@ -128,6 +131,8 @@ export function eventsRoutes(deps: ApiDeps): FastifyPluginAsync {
           response: {
             202: acceptedEventSchema,
             400: problemRef,
+            401: problemRef,
+            403: problemRef,
             409: problemRef,
             413: problemRef,
             415: problemRef,

@@ -3,6 +3,12 @@
 // new user sees every system answer with no other service installed.
 import type { Command } from 'commander';
 import type { FastifyBaseLogger } from 'fastify';
+import {
+  createApiKey,
+  generateApiKey,
+  listApiKeys,
+  revokeApiKey,
+} from '../../api/auth/api-keys.js';
 import { installShutdown } from '../../api/server.js';
 import { startApp } from '../../app.js';
 import type { App } from '../../app.js';
@@ -81,10 +87,14 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
 
   let estate: Estate | undefined;
   let env: NodeJS.ProcessEnv = process.env;
+  // With the sandbox, a development admin key: the simulated stores upload with it, and it is
+  // printed so every route can be tried at once. A real estate mints keys with `keys create`.
+  const devKey = wantSandbox ? generateApiKey() : undefined;
   if (wantSandbox) {
     estate = await startEstate({
       basePort: shape.config.sandbox.basePort,
       middlemartUrl: `http://${shape.config.server.host}:${listenPort}`,
+      ...(devKey ? { apiKey: devKey } : {}),
     });
     env = { ...process.env, ...estate.env };
   }
@@ -107,11 +117,29 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
     return ExitCode.failure;
   }
 
+  if (devKey) {
+    try {
+      await storeSandboxKey(app, devKey);
+    } catch (err) {
+      await app.stop();
+      await estate?.stop();
+      io.err(`middlemart: could not create the development key: ${(err as Error).message}`);
+      return ExitCode.failure;
+    }
+  }
+
   io.out('');
   io.out(`Middlemart ${app.url ?? '(worker only)'}  store ${describeStore(config.store.url)}`);
   if (app.url) {
     io.out(`  health     ${app.url}/healthz`);
     io.out(`  ingest     POST ${app.url}/v1/events`);
+    io.out(`  api docs   ${app.url}/docs`);
+    io.out(`  metrics    ${app.url}/metrics`);
+    io.out(`  queues     ${app.url}/v1/ops/queues`);
+  }
+  if (devKey) {
+    io.out(`  api key    ${devKey}`);
+    io.out('             (admin, sandbox development only: Authorization: Bearer <key>)');
   }
   if (estate) {
     io.out('Sandbox estate:');
@@ -128,6 +156,7 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
       {
         target: app.url,
         transport: eventsTransport(),
+        ...(devKey ? { apiKey: devKey } : {}),
         rate: 2,
         signal: demo.signal,
         maxDurationMs: 3600 * 1000,
@@ -168,6 +197,16 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
       process.on('SIGTERM', onSignal);
     }
   });
+}
+
+const SANDBOX_KEY_NAME = 'sandbox development key';
+
+/** Revokes the previous sandbox development key(s) and stores this run's as an admin key. */
+async function storeSandboxKey(app: App, key: string): Promise<void> {
+  for (const k of await listApiKeys(app.store)) {
+    if (k.name === SANDBOX_KEY_NAME) await revokeApiKey(app.store, k.prefix);
+  }
+  await createApiKey(app.store, { name: SANDBOX_KEY_NAME, roles: ['admin'], tier: 'premium', key });
 }
 
 /** The sandbox systems listen where the estate put them: their configured URLs follow. */
