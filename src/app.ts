@@ -4,17 +4,26 @@
 // estate beside it. Nothing else constructs a store, an engine or a server.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { API_KEY_MIGRATIONS, apiKeyAuthenticator } from './api/auth/api-keys.js';
+import { combinedAuthenticator, jwtAuthenticator } from './api/auth/jwt.js';
+import type { JwtOptions } from './api/auth/jwt.js';
+import { DEFAULT_RATE_TIERS } from './api/limits.js';
+import type { RateTier } from './api/limits.js';
 import { buildServer } from './api/server.js';
 import type { DescribedEvent, RejectedEvent } from './api/types.js';
 import { catalogue, eventByName, eventByType, parseEvent } from './canonical/index.js';
+import { packageVersion } from './config/package-root.js';
 import type { EstateConfig, SystemConfig } from './config/schema.js';
 import { createLogger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import type { Metrics } from './observability/metrics.js';
 import { createEngine } from './runtime/index.js';
-import type { Engine, PriorityClass } from './runtime/index.js';
+import type { Engine, MessageHandler, PriorityClass } from './runtime/index.js';
 import { createDeliveryGate } from './runtime/delivery/index.js';
 import type { DeliveryGate, DestinationPolicy } from './runtime/delivery/index.js';
 import { openStore } from './store/index.js';
-import type { Store } from './store/index.js';
+import { inventoryMigrations, registerInventoryHandlers } from './domains/inventory/index.js';
+import type { Migration, Store } from './store/index.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -71,6 +80,10 @@ export interface AppOptions {
   port?: number;
   /** Overrides `store.url` (and MIDDLEMART_DATABASE_URL, already applied by config loading). */
   storeUrl?: string;
+  /** Rate limits per SLA tier of API keys; default standard 50 req/s, premium 500 req/s. */
+  rateTiers?: Readonly<Record<string, RateTier>>;
+  /** Also accept OAuth2/OIDC bearer JWTs verified against this JWKS (API keys always work). */
+  jwt?: JwtOptions;
 }
 
 export interface App {
@@ -82,8 +95,19 @@ export interface App {
   /** The API's base URL when the `api` role runs. */
   readonly url: string | undefined;
   readonly logger: Logger;
+  /** The Prometheus registry behind `/metrics`. */
+  readonly metrics: Metrics;
   /** Stops accepting, finishes in-flight work, closes the store. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+/**
+ * Every layer's own tables beyond the engine's: the experience layer's (API keys, audit log;
+ * versions 1000+, ADR 0008) and the domains' (inventory 2000+, ADR 0009). Applied at start and
+ * by `middlemart migrate`.
+ */
+export function applicationMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
+  return [...API_KEY_MIGRATIONS, ...inventoryMigrations(dialect)];
 }
 
 /** Builds and starts Middlemart from an estate config. */
@@ -93,6 +117,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const roles = new Set(config.engine.roles);
 
   const store = await openStore(opts.storeUrl ?? config.store.url);
+  try {
+    await store.migrate(applicationMigrations(store.dialect));
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const gate = createDeliveryGate(destinationPolicies(config.systems));
   const engine = createEngine({
     store,
@@ -107,11 +137,22 @@ export async function startApp(opts: AppOptions): Promise<App> {
     logger: logger.child({ component: 'engine' }),
   });
 
+  // Domain processes register their handlers first.
+  const handled = new Set<string>();
+  const registry = {
+    registerHandler: (type: string, handler: MessageHandler) => {
+      handled.add(type);
+      engine.registerHandler(type, handler);
+    },
+  };
+  registerInventoryHandlers(registry);
   // Canonical events that no process handles yet are complete once durably accepted: they stay
-  // readable for the retention window. Domain handlers registered later replace these.
+  // readable for the retention window.
   for (const entry of catalogue) {
-    engine.registerHandler(entry.type, async () => undefined);
+    if (!handled.has(entry.type)) engine.registerHandler(entry.type, async () => undefined);
   }
+
+  const metrics = createMetrics({ engine, circuits: () => gate.statuses() });
 
   let server: FastifyInstance | undefined;
   let url: string | undefined;
@@ -128,8 +169,21 @@ export async function startApp(opts: AppOptions): Promise<App> {
             ),
           accept: (req) => engine.accept(req),
           describeEvent: eventDescriber(priorities),
+          authenticate: combinedAuthenticator(
+            apiKeyAuthenticator(store),
+            opts.jwt ? jwtAuthenticator(opts.jwt) : undefined,
+          ),
+          keyStore: store,
+          metrics,
+          ops: {
+            deadLetters: engine.deadLetters,
+            stats: () => engine.stats(),
+            circuits: () => gate.statuses(),
+          },
         },
         {
+          rateTiers: opts.rateTiers ?? DEFAULT_RATE_TIERS,
+          version: packageVersion(),
           logger: logger as unknown as FastifyBaseLogger,
           bodyLimitBytes: config.server.bodyLimitBytes,
           host: config.server.host,
@@ -143,6 +197,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       }
     }
   } catch (err) {
+    metrics.close();
     await engine.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
@@ -153,12 +208,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     stopping ??= (async () => {
       if (server?.server.listening) await server.close();
       await engine.stop();
+      metrics.close();
       await store.close();
     })();
     return stopping;
   };
 
-  return { config, store, engine, gate, server, url, logger, stop };
+  return { config, store, engine, gate, server, url, logger, metrics, stop };
 }
 
 /** Priority overrides keyed by catalogue name, checked against the catalogue. */

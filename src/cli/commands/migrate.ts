@@ -1,6 +1,7 @@
 // `middlemart migrate`: apply the store's pending migrations (or list them with --status).
 import type { Command } from 'commander';
 import { DATABASE_URL_ENV, defaultConfigPath, formatIssue, loadConfig } from '../../config/load.js';
+import { applicationMigrations } from '../../app.js';
 import { openStore } from '../../store/index.js';
 import type { Store } from '../../store/port.js';
 import { CliExit, ExitCode } from '../errors.js';
@@ -72,7 +73,9 @@ export function register(program: Command): void {
       const io = outputOf(command);
       const store = await openStoreFromOptions(options, io, false);
       try {
-        const applied = options.status ? [] : await store.migrate();
+        const applied = options.status
+          ? []
+          : await store.migrate(applicationMigrations(store.dialect));
         const status = await store.migrations();
         if (options.json) {
           io.out(JSON.stringify({ store: store.description, applied, migrations: status }));

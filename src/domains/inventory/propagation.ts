@@ -1,0 +1,312 @@
+// Coalescing availability for channels (the EIP "latest value" variant of a resequencer): one
+// row per channel and sku@location keeps the newest availability and what the channel has
+// acknowledged. A channel slower than the changes gets only the newest value per key; a key has
+// at most one send in flight, and a send always carries the newest version at claim time, so a
+// stale value never follows a fresh one. The sync lag (source time of the oldest change a send
+// covers → the channel's acknowledgement) is recorded per send.
+//
+// The storage and the pure selector live here; the sender (a ChannelAvailabilityPort behind the
+// delivery gate) is wired by the composition root.
+import type { ChannelAvailabilityUpdate } from '../../ports/channel.js';
+import { num, numOrNull, type InventorySql } from './sql.js';
+
+/** A change of what a channel should show for a sku@location. */
+export interface AvailabilityChange {
+  sku: string;
+  location: string;
+  /** The position's version; only a higher one replaces the pending value. */
+  version: number;
+  /** What the channel may promise (after its allocation rule). */
+  available: number;
+  /** When the movement happened at its source (epoch ms). */
+  sourceTime: number;
+}
+
+/** A key waiting for (or in) a send to one channel. */
+export interface PendingAvailability {
+  channel: string;
+  sku: string;
+  location: string;
+  latestVersion: number;
+  latestAvailable: number;
+  /** Since when the key has had a change not yet claimed for sending (epoch ms). */
+  pendingSince: number | null;
+  ackedVersion: number;
+  sendingVersion: number | null;
+  sendingUntil: number | null;
+}
+
+/** A claimed send: the update to hand to the channel's port. */
+export interface ChannelPush {
+  update: ChannelAvailabilityUpdate;
+  /** Stable per channel, key and version. */
+  idempotencyKey: string;
+}
+
+// ---- pure ----------------------------------------------------------------------------------
+
+/** True when the key has a newer value than acknowledged and no live send. */
+export function isDue(row: PendingAvailability, now: number): boolean {
+  if (row.latestVersion <= row.ackedVersion) return false;
+  if (row.sendingVersion !== null && (row.sendingUntil ?? 0) > now) return false;
+  return true;
+}
+
+/**
+ * Picks what to send now: due keys, the longest-waiting first, at most `calls` of them. Each
+ * pick carries the key's newest value only.
+ */
+export function selectPushes(
+  rows: readonly PendingAvailability[],
+  now: number,
+  calls: number,
+): PendingAvailability[] {
+  if (calls <= 0) return [];
+  return rows
+    .filter((r) => isDue(r, now))
+    .sort(
+      (a, b) =>
+        (a.pendingSince ?? 0) - (b.pendingSince ?? 0) ||
+        a.sku.localeCompare(b.sku) ||
+        a.location.localeCompare(b.location),
+    )
+    .slice(0, calls);
+}
+
+/** A token bucket for a channel's call rate (calls per second, with a burst). */
+export interface CallBudget {
+  tokens: number;
+  at: number;
+}
+
+/** Refills the bucket to `now` and takes up to `wanted` whole calls from it. */
+export function takeCalls(
+  budget: CallBudget,
+  now: number,
+  perSecond: number,
+  burst: number,
+  wanted: number,
+): { granted: number; budget: CallBudget } {
+  const elapsed = Math.max(0, now - budget.at);
+  const tokens = Math.min(burst, budget.tokens + (elapsed * perSecond) / 1000);
+  const granted = Math.max(0, Math.min(wanted, Math.floor(tokens)));
+  return { granted, budget: { tokens: tokens - granted, at: now } };
+}
+
+/** The q-quantile (0..1) of numbers by nearest rank; 0 for none. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+// ---- storage ---------------------------------------------------------------------------------
+
+function toPending(r: Record<string, unknown>): PendingAvailability {
+  return {
+    channel: String(r.channel),
+    sku: String(r.sku),
+    location: String(r.location),
+    latestVersion: num(r.latest_version),
+    latestAvailable: num(r.latest_available),
+    pendingSince: numOrNull(r.pending_since),
+    ackedVersion: num(r.acked_version),
+    sendingVersion: numOrNull(r.sending_version),
+    sendingUntil: numOrNull(r.sending_until),
+  };
+}
+
+/**
+ * Records a change for a channel in the caller's transaction. An older or equal version than the
+ * one recorded changes nothing.
+ */
+export async function recordAvailabilityChange(
+  db: InventorySql,
+  channel: string,
+  change: AvailabilityChange,
+  now = Date.now(),
+): Promise<void> {
+  await db.execute(
+    `INSERT INTO inventory_channel_sync (channel, sku, location, latest_version, latest_available,
+       pending_source_time, pending_since) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (channel, sku, location) DO UPDATE SET
+       latest_version = excluded.latest_version,
+       latest_available = excluded.latest_available,
+       pending_source_time = COALESCE(inventory_channel_sync.pending_source_time, excluded.pending_source_time),
+       pending_since = COALESCE(inventory_channel_sync.pending_since, excluded.pending_since)
+     WHERE inventory_channel_sync.latest_version < excluded.latest_version`,
+    [
+      channel,
+      change.sku,
+      change.location,
+      change.version,
+      change.available,
+      change.sourceTime,
+      now,
+    ],
+  );
+}
+
+/** Keys of a channel that may be due, longest-waiting first (at most `limit`). */
+export async function pendingAvailability(
+  db: InventorySql,
+  channel: string,
+  now: number,
+  limit = 1000,
+): Promise<PendingAvailability[]> {
+  const rows = await db.query(
+    `SELECT * FROM inventory_channel_sync
+     WHERE channel = ? AND latest_version > acked_version
+       AND (sending_version IS NULL OR sending_until <= ?)
+     ORDER BY pending_since, sku, location LIMIT ?`,
+    [channel, now, limit],
+  );
+  return rows.map(toPending);
+}
+
+/**
+ * Plans the next sends for a channel: selects up to `calls` due keys and claims each for
+ * `leaseMs` (its newest value). Run it in a transaction; send what it returns, then acknowledge
+ * or abandon each.
+ */
+export async function planChannelPushes(
+  db: InventorySql,
+  channel: string,
+  opts: { now: number; calls: number; leaseMs?: number },
+): Promise<ChannelPush[]> {
+  const leaseMs = opts.leaseMs ?? 30_000;
+  const candidates = await pendingAvailability(db, channel, opts.now, Math.max(opts.calls, 1) * 4);
+  const pushes: ChannelPush[] = [];
+  for (const row of selectPushes(candidates, opts.now, opts.calls)) {
+    const claimed = await db.query(
+      `UPDATE inventory_channel_sync SET sending_version = latest_version,
+         sending_available = latest_available, sending_until = ?,
+         sending_source_time = COALESCE(sending_source_time, pending_source_time),
+         pending_source_time = NULL, pending_since = NULL
+       WHERE channel = ? AND sku = ? AND location = ? AND latest_version > acked_version
+         AND (sending_version IS NULL OR sending_until <= ?)
+       RETURNING sending_version, sending_available, sending_source_time`,
+      [opts.now + leaseMs, channel, row.sku, row.location, opts.now],
+    );
+    const c = claimed[0];
+    if (!c) continue;
+    const version = num(c.sending_version);
+    pushes.push({
+      idempotencyKey: `${channel}/${row.sku}@${row.location}/v${version}`,
+      update: {
+        channel,
+        sku: row.sku,
+        location: row.location,
+        available: num(c.sending_available),
+        version,
+        sourceTime: new Date(num(c.sending_source_time)).toISOString(),
+      },
+    });
+  }
+  return pushes;
+}
+
+/**
+ * The channel acknowledged a send: records it and its sync lag. Returns the lag in ms, or
+ * undefined when the send was no longer the live one (its lease had passed to another).
+ */
+export async function acknowledgeChannelPush(
+  db: InventorySql,
+  update: Pick<ChannelAvailabilityUpdate, 'channel' | 'sku' | 'location' | 'version'>,
+  ackedAt: number,
+): Promise<number | undefined> {
+  const rows = await db.query(
+    `SELECT sending_source_time, sending_available FROM inventory_channel_sync
+     WHERE channel = ? AND sku = ? AND location = ? AND sending_version = ?`,
+    [update.channel, update.sku, update.location, update.version],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const lagMs = Math.max(0, ackedAt - num(row.sending_source_time));
+  const r = await db.execute(
+    `UPDATE inventory_channel_sync SET acked_version = ?, acked_available = sending_available,
+       acked_at = ?, last_lag_ms = ?, sending_version = NULL, sending_available = NULL,
+       sending_until = NULL, sending_source_time = NULL
+     WHERE channel = ? AND sku = ? AND location = ? AND sending_version = ? AND acked_version < ?`,
+    [
+      update.version,
+      ackedAt,
+      lagMs,
+      update.channel,
+      update.sku,
+      update.location,
+      update.version,
+      update.version,
+    ],
+  );
+  if (r.changes === 0) return undefined;
+  await db.execute(
+    `INSERT INTO inventory_channel_lag (channel, sku, location, version, lag_ms, acked_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+    [update.channel, update.sku, update.location, update.version, lagMs, ackedAt],
+  );
+  return lagMs;
+}
+
+/** The channel refused or failed a send: the key is due again (with its newest value). */
+export async function abandonChannelPush(
+  db: InventorySql,
+  update: Pick<ChannelAvailabilityUpdate, 'channel' | 'sku' | 'location' | 'version'>,
+  now: number,
+): Promise<void> {
+  await db.execute(
+    `UPDATE inventory_channel_sync SET sending_version = NULL, sending_available = NULL,
+       sending_until = NULL,
+       pending_source_time = COALESCE(sending_source_time, pending_source_time),
+       pending_since = COALESCE(pending_since, ?), sending_source_time = NULL
+     WHERE channel = ? AND sku = ? AND location = ? AND sending_version = ?`,
+    [now, update.channel, update.sku, update.location, update.version],
+  );
+}
+
+/** What the channel was last acknowledged to show for a key (undefined before any ack). */
+export async function acknowledgedAvailability(
+  db: InventorySql,
+  channel: string,
+  sku: string,
+  location: string,
+): Promise<{ version: number; available: number; ackedAt: number } | undefined> {
+  const rows = await db.query(
+    `SELECT acked_version, acked_available, acked_at FROM inventory_channel_sync
+     WHERE channel = ? AND sku = ? AND location = ? AND acked_at IS NOT NULL`,
+    [channel, sku, location],
+  );
+  const r = rows[0];
+  return r
+    ? { version: num(r.acked_version), available: num(r.acked_available), ackedAt: num(r.acked_at) }
+    : undefined;
+}
+
+export interface SyncLagSummary {
+  channel: string;
+  samples: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Sync lag of a channel's acknowledged sends since `since` (epoch ms; default all). */
+export async function channelSyncLag(
+  db: InventorySql,
+  channel: string,
+  since = 0,
+): Promise<SyncLagSummary> {
+  const rows = await db.query(
+    'SELECT lag_ms FROM inventory_channel_lag WHERE channel = ? AND acked_at >= ?',
+    [channel, since],
+  );
+  const lags = rows.map((r) => num(r.lag_ms));
+  return {
+    channel,
+    samples: lags.length,
+    p50Ms: quantile(lags, 0.5),
+    p99Ms: quantile(lags, 0.99),
+    maxMs: lags.length ? Math.max(...lags) : 0,
+  };
+}
