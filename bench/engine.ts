@@ -5,9 +5,16 @@
 // MIDDLEMART_TEST_PG_URL) is set. Each measurement runs in a child process; the last line
 // printed is one JSON object with every figure.
 //
+// The load generator (autocannon) runs in a child process of its own too, for the ceiling and the
+// durable server alike, so neither server shares its event loop with the client. Accept is
+// measured twice: at full load (throughput against the ceiling), then at a fixed offered rate of
+// half the ceiling's (latency: p50/p99 when not saturated).
+//
 // Bounds (environment): BENCH_DURATION_S (default 5) per load run, BENCH_DELIVERIES (20,000),
-// BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per store. Tuning for the delivery
-// run: BENCH_POOL_SIZE (PostgreSQL pool, default 10), BENCH_HANDLER_BATCH (handlers per commit).
+// BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per store. Parts: BENCH_ONLY
+// (comma list of accept, deliver, backlog; default all), BENCH_STORES (comma list of sqlite,
+// postgres; default both when a PostgreSQL URL is set). Tuning for the delivery run:
+// BENCH_POOL_SIZE (PostgreSQL pool, default 10), BENCH_HANDLER_BATCH (handlers per commit).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import pg from 'pg';
+import { Pool } from 'undici';
 import { openStore } from '../src/store/index.js';
 import { createEngine } from '../src/runtime/engine.js';
 import { createDeliveryGate } from '../src/runtime/delivery/index.js';
@@ -29,6 +37,10 @@ const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? '20000');
 const QUEUE_COUNT = Number(process.env.BENCH_QUEUE_COUNT ?? '1000000');
 const FILL_BUDGET_S = Number(process.env.BENCH_FILL_BUDGET_S ?? '90');
 const PG_URL = process.env.MIDDLEMART_BENCH_PG_URL ?? process.env.MIDDLEMART_TEST_PG_URL;
+const PARTS = new Set((process.env.BENCH_ONLY ?? 'accept,deliver,backlog').split(','));
+const STORES = new Set((process.env.BENCH_STORES ?? 'sqlite,postgres').split(','));
+/** How SQLite commits become durable: `full` (synchronous=FULL, the default) or `background`. */
+const SQLITE_SYNC = process.env.BENCH_SQLITE_SYNC === 'background' ? 'background' : 'full';
 
 // ----------------------------------------------------------------------------- child modes
 
@@ -48,36 +60,48 @@ async function serve(mode: 'ceiling' | 'durable'): Promise<void> {
     app.post('/v1/messages', async (_req, reply) => reply.code(202).send({ accepted: true }));
   } else {
     const { url, schema } = storeOptions();
-    const store = await openStore(url, schema ? { schema } : {});
+    const store = await openStore(url, { ...(schema ? { schema } : {}), sqliteSync: SQLITE_SYNC });
     const engine = createEngine({ store });
     app.post('/v1/messages', async (req, reply) => {
       const body = req.body as { id: string };
+      // Serialised once: hashed, and stored as it is.
+      const json = JSON.stringify(body);
       const r = await engine.accept({
         source: 'bench',
         idempotencyKey: body.id,
-        requestHash: createHash('sha256').update(JSON.stringify(body)).digest('base64url'),
+        requestHash: createHash('sha256').update(json).digest('base64url'),
         type: 'bench.message',
         partitionKey: body.id.slice(0, 4),
         priority: 'standard',
         payload: body,
+        payloadJson: json,
       });
       return reply.code(r.outcome === 'accepted' || r.outcome === 'duplicate' ? 202 : 409).send(r);
     });
   }
+  // Exit normally on SIGTERM (so `--cpu-prof` writes its profile).
+  process.on('SIGTERM', () => process.exit(0));
   await app.listen({ port: 0, host: '127.0.0.1' });
   say({ port: (app.server.address() as AddressInfo).port });
 }
 
-async function drain(): Promise<void> {
-  const stub = createServer((req, res) => {
+/** Child mode `stub`: the destination, answering 200 at once, in a process of its own. */
+async function stub(): Promise<void> {
+  const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       res.writeHead(200);
       res.end();
     });
   });
-  await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
-  const stubUrl = `http://127.0.0.1:${(stub.address() as AddressInfo).port}/`;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  process.on('SIGTERM', () => process.exit(0));
+  say({ port: (server.address() as AddressInfo).port });
+}
+
+async function drain(): Promise<void> {
+  const stubChild = child('stub', {});
+  const stubUrl = `http://127.0.0.1:${String((await stubChild.first).port)}/`;
   const { url, schema } = storeOptions();
   const poolSize = Number(process.env.BENCH_POOL_SIZE ?? '10');
   const store = await openStore(url, { poolSize, ...(schema ? { schema } : {}) });
@@ -103,15 +127,18 @@ async function drain(): Promise<void> {
   engine.registerHandler('bench.message', async (msg, tx) => {
     await tx.deliver({ destination: 'stub', payload: msg.payload });
   });
+  // A keep-alive pool with as many connections as attempts in flight.
+  const client = new Pool(stubUrl, { connections: 64, pipelining: 1 });
   engine.registerSender('stub', async (d, ctx) => {
-    const r = await fetch(stubUrl, {
+    const r = await client.request({
+      path: '/',
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': d.idempotencyKey },
       body: JSON.stringify(d.payload),
       signal: ctx.signal,
     });
-    await r.arrayBuffer();
-    return { status: r.status };
+    await r.body.dump();
+    return { status: r.statusCode };
   });
   const payload = { text: 'x'.repeat(1400) };
   const pending: Promise<unknown>[] = [];
@@ -141,8 +168,9 @@ async function drain(): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   await engine.stop();
   await store.close();
-  stub.closeAllConnections();
-  stub.close();
+  await client.close();
+  stubChild.kill();
+  await stubChild.done;
   say({
     delivered: engine.counters.delivered,
     processed: engine.counters.processed,
@@ -228,13 +256,17 @@ function child(mode: string, env: Record<string, string>): Child {
 const PADDING = 'x'.repeat(1500 - 60);
 const BODY_BYTES = JSON.stringify({ id: 'r-00000000-000000', text: PADDING }).length;
 
-async function load(port: number) {
+/** Child mode `load`: autocannon against BENCH_PORT, at BENCH_RATE req/s when set. */
+async function loadChild(): Promise<void> {
+  const port = Number(process.env.BENCH_PORT);
+  const rate = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
   const run = randomBytes(4).toString('hex');
   let n = 0;
   const r = await autocannon({
     url: `http://127.0.0.1:${port}/v1/messages`,
     connections: 64,
     duration: DURATION,
+    ...(rate ? { overallRate: rate } : {}),
     requests: [
       {
         method: 'POST',
@@ -247,13 +279,33 @@ async function load(port: number) {
       },
     ],
   });
-  return {
+  say({
     requestsPerSecond: Math.round(r.requests.average),
     p50Ms: r.latency.p50,
     p99Ms: r.latency.p99,
     non2xx: r.non2xx,
     errors: r.errors,
-  };
+    ...(rate ? { offeredPerSecond: rate } : {}),
+  });
+}
+
+interface LoadResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  offeredPerSecond?: number;
+}
+
+async function load(port: number, rate?: number): Promise<LoadResult> {
+  const c = child('load', {
+    BENCH_PORT: String(port),
+    ...(rate ? { BENCH_RATE: String(rate) } : {}),
+  });
+  const r = (await c.first) as unknown as LoadResult;
+  await c.done;
+  return r;
 }
 
 interface Target {
@@ -296,6 +348,11 @@ function postgresTarget(url: string): Target {
 async function main(): Promise<void> {
   const mode = process.argv[2];
   if (mode === 'ceiling' || mode === 'durable') return serve(mode);
+  if (mode === 'stub') return stub();
+  if (mode === 'load') {
+    await loadChild();
+    process.exit(0);
+  }
   if (mode === 'drain' || mode === 'fill') {
     await (mode === 'drain' ? drain() : fill());
     process.exit(0);
@@ -305,49 +362,66 @@ async function main(): Promise<void> {
     durationS: DURATION,
     connections: 64,
     bodyBytes: BODY_BYTES,
+    sqliteSync: SQLITE_SYNC,
   };
-  const ceilingChild = child('ceiling', {});
-  const { port } = (await ceilingChild.first) as { port: number };
-  const ceiling = await load(port);
-  ceilingChild.kill();
-  await ceilingChild.done;
-  figures.ceiling = ceiling;
-  console.log(
-    `ceiling (bare 202): ${ceiling.requestsPerSecond} req/s p50 ${ceiling.p50Ms} ms p99 ${ceiling.p99Ms} ms`,
-  );
+  let ceiling: LoadResult | undefined;
+  if (PARTS.has('accept')) {
+    const ceilingChild = child('ceiling', {});
+    const { port } = (await ceilingChild.first) as { port: number };
+    ceiling = await load(port);
+    ceilingChild.kill();
+    await ceilingChild.done;
+    figures.ceiling = ceiling;
+    console.log(
+      `ceiling (bare 202): ${ceiling.requestsPerSecond} req/s p50 ${ceiling.p50Ms} ms p99 ${ceiling.p99Ms} ms`,
+    );
+  }
 
-  const targets = [sqliteTarget(), ...(PG_URL ? [postgresTarget(PG_URL)] : [])];
+  const targets = [
+    ...(STORES.has('sqlite') ? [sqliteTarget()] : []),
+    ...(PG_URL && STORES.has('postgres') ? [postgresTarget(PG_URL)] : []),
+  ];
   if (!PG_URL)
     console.log('PostgreSQL skipped: set MIDDLEMART_BENCH_PG_URL or MIDDLEMART_TEST_PG_URL');
   for (const t of targets) {
+    const result: Record<string, unknown> = {};
+    figures[t.name] = result;
     try {
-      const server = child('durable', t.env);
-      const { port: p } = (await server.first) as { port: number };
-      const accept = await load(p);
-      server.kill();
-      await server.done;
-      console.log(
-        `${t.name} durable accept: ${accept.requestsPerSecond} req/s p50 ${accept.p50Ms} ms p99 ${accept.p99Ms} ms ` +
-          `(${((accept.requestsPerSecond / Math.max(1, ceiling.requestsPerSecond)) * 100).toFixed(1)}% of ceiling)`,
-      );
-      const drained = await child('drain', t.env).first;
-      console.log(
-        `${t.name} delivery: ${String(drained.perSecond)} msg/s (${String(drained.delivered)} in ${String(drained.seconds)} s)`,
-      );
-      const filled = await child('fill', t.env).first;
-      console.log(
-        `${t.name} queued backlog: ${String(filled.queued)} messages in ${String(filled.fillSeconds)} s, RSS ${String(filled.rssMb)} MB`,
-      );
-      figures[t.name] = {
-        accept: {
-          ...accept,
-          ratioToCeiling: Number(
-            (accept.requestsPerSecond / Math.max(1, ceiling.requestsPerSecond)).toFixed(3),
-          ),
-        },
-        delivery: drained,
-        backlog: filled,
-      };
+      if (ceiling) {
+        const server = child('durable', t.env);
+        const { port: p } = (await server.first) as { port: number };
+        const accept = await load(p);
+        // Latency when not saturated: half the ceiling's rate, offered at a fixed pace.
+        const half = Math.max(1, Math.round(ceiling.requestsPerSecond / 2));
+        const atHalf = await load(p, half);
+        server.kill();
+        await server.done;
+        const ratio = accept.requestsPerSecond / Math.max(1, ceiling.requestsPerSecond);
+        console.log(
+          `${t.name} durable accept: ${accept.requestsPerSecond} req/s p50 ${accept.p50Ms} ms p99 ${accept.p99Ms} ms ` +
+            `(${(ratio * 100).toFixed(1)}% of ceiling)`,
+        );
+        console.log(
+          `${t.name} durable accept at ${half} req/s offered: ${atHalf.requestsPerSecond} req/s ` +
+            `p50 ${atHalf.p50Ms} ms p99 ${atHalf.p99Ms} ms`,
+        );
+        result.accept = { ...accept, ratioToCeiling: Number(ratio.toFixed(3)) };
+        result.acceptAtHalfCeiling = atHalf;
+      }
+      if (PARTS.has('deliver')) {
+        const drained = await child('drain', t.env).first;
+        console.log(
+          `${t.name} delivery: ${String(drained.perSecond)} msg/s (${String(drained.delivered)} in ${String(drained.seconds)} s)`,
+        );
+        result.delivery = drained;
+      }
+      if (PARTS.has('backlog')) {
+        const filled = await child('fill', t.env).first;
+        console.log(
+          `${t.name} queued backlog: ${String(filled.queued)} messages in ${String(filled.fillSeconds)} s, RSS ${String(filled.rssMb)} MB`,
+        );
+        result.backlog = filled;
+      }
     } finally {
       await t.cleanup();
     }

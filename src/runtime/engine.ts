@@ -16,8 +16,11 @@ import {
   markMessageDone,
   priorityOf,
   promoteNextHead,
+  promoteNextHeads,
+  renewLeases,
   purgeExpired,
   queueDepths,
+  settleDeliveriesInTx,
   settleDeliveryInTx,
   stateAccess,
   toOutboundDelivery,
@@ -64,11 +67,14 @@ export interface EngineLogger {
 
 export interface EngineOptions {
   store: Store;
-  /** Handlers running at once in this process (default 8). */
+  /**
+   * Handlers running at once in this process (default 8). On SQLite handlers run one at a time
+   * (one writer) and messages in flight are bounded by two handler batches instead.
+   */
   workers?: number;
   /**
    * Messages whose handlers share one transaction, each in its own savepoint (one commit for
-   * several messages). Default: every claimed message on SQLite (one writer anyway), 1 on
+   * several messages). Default: 64 (or `workers` if more) on SQLite (one writer anyway), 1 on
    * PostgreSQL (handlers commit independently, in parallel over the pool).
    */
   handlerBatch?: number;
@@ -91,6 +97,8 @@ export interface EngineOptions {
   retention?: {
     /** Keep done messages and delivered deliveries this long (default 7 days). */
     completedMs?: number;
+    /** Keep dead letters this long after they died (default 30 days). */
+    deadLettersMs?: number;
     /** How often the background purge runs (default 10 minutes); 0 disables it. */
     intervalMs?: number;
     batch?: number;
@@ -177,6 +185,9 @@ function validate(req: AcceptRequest): void {
   if (!PRIORITY_CLASSES.includes(req.priority)) {
     throw new TypeError(`accept: priority must be one of ${PRIORITY_CLASSES.join(', ')}`);
   }
+  if (req.payloadJson !== undefined && typeof req.payloadJson !== 'string') {
+    throw new TypeError('accept: payloadJson must be a string');
+  }
   if (req.availableAt !== undefined && !(req.availableAt instanceof Date)) {
     throw new TypeError('accept: availableAt must be a Date');
   }
@@ -222,6 +233,7 @@ class DurableEngine implements Engine {
   private readonly log: EngineLogger;
   private readonly workers: number;
   private readonly handlerBatch: number;
+  private readonly messageCapacity: number;
   private readonly minMessageClaim: number;
   private readonly minDeliveryClaim: number;
   private readonly deliveryWorkers: number;
@@ -236,6 +248,7 @@ class DurableEngine implements Engine {
   private readonly deliveryMaxAttempts: number;
   private readonly idempotencyWindowMs: number;
   private readonly retentionMs: number;
+  private readonly deadLetterRetentionMs: number;
   private readonly retentionInterval: number;
   private readonly retentionBatch: number;
   private readonly deferrableLimit: number;
@@ -265,6 +278,10 @@ class DurableEngine implements Engine {
   private readonly messageWaker = new Waker();
   private readonly deliveryWaker = new Waker();
   private timers: NodeJS.Timeout[] = [];
+  /** Claims in flight in this process, whose leases the heartbeat renews. */
+  private readonly heldMessages = new Set<Claimed<MessageRow>>();
+  private readonly heldDeliveries = new Set<Claimed<DeliveryRow>>();
+  private renewing: Promise<void> | null = null;
 
   private deferrableBacklog = 0;
   private congested: string[] = [];
@@ -277,10 +294,17 @@ class DurableEngine implements Engine {
     this.workers = Math.max(1, opts.workers ?? 8);
     this.handlerBatch = Math.max(
       1,
-      opts.handlerBatch ?? (this.store.dialect === 'sqlite' ? this.workers : 1),
+      opts.handlerBatch ?? (this.store.dialect === 'sqlite' ? Math.max(this.workers, 64) : 1),
     );
     this.deliveryWorkers = Math.max(1, opts.deliveryWorkers ?? 32);
-    this.minMessageClaim = Math.max(1, Math.floor(this.workers / 2));
+    // Messages claimed and not yet committed. On SQLite a batch's handlers run one after another
+    // in one transaction, so what bounds the work in flight is the batch, not `workers`: two
+    // batches, one being written while the previous one's commit is made durable.
+    this.messageCapacity =
+      this.store.dialect === 'sqlite'
+        ? Math.max(this.workers, this.handlerBatch * 2)
+        : this.workers;
+    this.minMessageClaim = Math.max(1, Math.floor(this.messageCapacity / 2));
     this.minDeliveryClaim = Math.max(1, Math.floor(this.deliveryWorkers / 4));
     this.perDestination = Math.max(1, opts.perDestinationInFlight ?? 16);
     this.leaseMs = Math.max(50, opts.leaseMs ?? 30_000);
@@ -293,6 +317,7 @@ class DurableEngine implements Engine {
     this.deliveryMaxAttempts = Math.max(1, opts.deliveryMaxAttempts ?? 25);
     this.idempotencyWindowMs = opts.idempotencyWindowMs ?? 7 * DAY_MS;
     this.retentionMs = opts.retention?.completedMs ?? 7 * DAY_MS;
+    this.deadLetterRetentionMs = opts.retention?.deadLettersMs ?? 30 * DAY_MS;
     this.retentionInterval = opts.retention?.intervalMs ?? 10 * 60_000;
     this.retentionBatch = Math.max(1, opts.retention?.batch ?? 1000);
     this.deferrableLimit = opts.backpressure?.deferrableBacklogLimit ?? 100_000;
@@ -300,8 +325,10 @@ class DurableEngine implements Engine {
     this.destinationBacklog = opts.backpressure?.destinationBacklog ?? {};
     this.refreshMs = Math.max(10, opts.backpressure?.refreshMs ?? 1000);
     this.acceptBatchMax = Math.max(1, opts.acceptBatchMax ?? 512);
-    // SQLite has one writer: one group commit at a time collects everything that arrives meanwhile.
-    this.maxFlushes = this.store.dialect === 'sqlite' ? 1 : 4;
+    // Group commits in flight at once. On SQLite their writes are serialised on the one
+    // connection (so commit order is accept order) while their WAL fdatasyncs overlap: a batch
+    // forms and is written while the previous one is being made durable.
+    this.maxFlushes = 4;
 
     const store = this.store;
     this.deadLetters = {
@@ -505,6 +532,11 @@ class DurableEngine implements Engine {
     this.stopping = false;
     this.loops = [this.messageLoop(), this.deliveryLoop()];
     this.timers.push(setInterval(() => this.maybeRefreshBacklog(), this.refreshMs));
+    // Heartbeat: leases of work still running here are extended every third of leaseMs, so a
+    // slow but alive worker keeps its claims; a dead one stops renewing and loses them.
+    this.timers.push(
+      setInterval(() => this.renewLeases(), Math.max(10, Math.floor(this.leaseMs / 3))),
+    );
     if (this.retentionInterval > 0) {
       this.timers.push(
         setInterval(() => {
@@ -530,6 +562,7 @@ class DurableEngine implements Engine {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
     if (this.refreshing) await this.refreshing;
+    if (this.renewing) await this.renewing;
     this.loops = [];
     this.started = false;
     this.stopping = false;
@@ -538,6 +571,26 @@ class DurableEngine implements Engine {
   private track(p: Promise<void>): void {
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** Extends the leases of claims still in flight here (one statement per table and token). */
+  private renewLeases(): void {
+    if (this.renewing || (this.heldMessages.size === 0 && this.heldDeliveries.size === 0)) return;
+    const now = Date.now();
+    // Renew what has used a third of its lease or more.
+    const due = (until: number | null) => until !== null && until - now < (this.leaseMs * 2) / 3;
+    const messages = [...this.heldMessages].filter((c) => due(c.row.lease_until));
+    const deliveries = [...this.heldDeliveries].filter((c) => due(c.row.lease_until));
+    if (messages.length === 0 && deliveries.length === 0) return;
+    const leaseUntil = now + this.leaseMs;
+    this.renewing = renewLeases(this.store, { messages, deliveries, leaseUntil })
+      .then((renewed) => {
+        for (const c of [...messages, ...deliveries]) {
+          if (renewed.has(c.row.id)) c.row.lease_until = leaseUntil;
+        }
+      })
+      .catch((err: unknown) => this.reportError('renew leases', err))
+      .finally(() => (this.renewing = null));
   }
 
   /** The gate's view of a destination; undefined when it has no policy for it. */
@@ -557,7 +610,7 @@ class DurableEngine implements Engine {
   private async messageLoop(): Promise<void> {
     let idle = this.pollMin;
     while (!this.stopping) {
-      const free = this.workers - this.messagesInFlight;
+      const free = this.messageCapacity - this.messagesInFlight;
       // Claim in batches: while work is in flight, wait until half the workers are free (each
       // claim is a commit; claiming one slot at a time would cap throughput at the claim rate).
       if (free <= 0 || (free < this.minMessageClaim && this.messagesInFlight > 0)) {
@@ -583,12 +636,14 @@ class DurableEngine implements Engine {
         continue;
       }
       idle = this.pollMin;
+      for (const c of claimed) this.heldMessages.add(c);
       if (this.handlerBatch > 1) {
         for (let i = 0; i < claimed.length; i += this.handlerBatch) {
           const chunk = claimed.slice(i, i + this.handlerBatch);
           this.messagesInFlight += chunk.length;
           this.track(
             this.processBatch(chunk).finally(() => {
+              for (const c of chunk) this.heldMessages.delete(c);
               this.messagesInFlight -= chunk.length;
               this.messageWaker.wake();
             }),
@@ -600,6 +655,7 @@ class DurableEngine implements Engine {
         this.messagesInFlight++;
         this.track(
           this.processMessage(c).finally(() => {
+            this.heldMessages.delete(c);
             this.messagesInFlight--;
             this.messageWaker.wake();
           }),
@@ -614,7 +670,11 @@ class DurableEngine implements Engine {
   }
 
   /** Runs a claimed message's handler inside `sql`; throws when it fails or the lease is lost. */
-  private async runHandler(sql: StoreTx, c: Claimed<MessageRow>): Promise<HandlerEffects> {
+  private async runHandler(
+    sql: StoreTx,
+    c: Claimed<MessageRow>,
+    promote = true,
+  ): Promise<HandlerEffects> {
     const msg = toQueuedMessage(c.row);
     const handler = this.handlers.get(msg.type);
     if (!handler) throw new PermanentError(`no handler registered for ${msg.type}`);
@@ -655,7 +715,7 @@ class DurableEngine implements Engine {
       },
     };
     await handler(msg, tx);
-    await promoteNextHead(sql, msg.partitionKey);
+    if (promote) await promoteNextHead(sql, msg.partitionKey);
     return effects;
   }
 
@@ -678,19 +738,26 @@ class DurableEngine implements Engine {
   private async processBatch(batch: Claimed<MessageRow>[]): Promise<void> {
     const outcomes: ({ ok: true; effects: HandlerEffects } | { ok: false; error: unknown })[] = [];
     try {
+      // SQLite (one writer, nothing interleaves): the next heads of the finished keys are
+      // promoted once for the batch, before the commit; PostgreSQL promotes per message under
+      // the key's lock.
+      const deferPromotion = this.store.dialect === 'sqlite';
       await this.store.transaction(async (sql) => {
+        const finished: string[] = [];
         for (const c of batch) {
           await sql.execute('SAVEPOINT handler');
           try {
-            const effects = await this.runHandler(sql, c);
+            const effects = await this.runHandler(sql, c, !deferPromotion);
             await sql.execute('RELEASE SAVEPOINT handler');
             outcomes.push({ ok: true, effects });
+            finished.push(c.row.partition_key);
           } catch (error) {
             await sql.execute('ROLLBACK TO SAVEPOINT handler');
             await sql.execute('RELEASE SAVEPOINT handler');
             outcomes.push({ ok: false, error });
           }
         }
+        if (deferPromotion) await promoteNextHeads(sql, finished);
       });
     } catch (err) {
       // Nothing committed: every message of the batch failed this time.
@@ -845,8 +912,10 @@ class DurableEngine implements Engine {
         const dest = c.row.destination;
         this.deliveriesInFlight++;
         this.destinationInFlight.set(dest, (this.destinationInFlight.get(dest) ?? 0) + 1);
+        this.heldDeliveries.add(c);
         this.track(
           this.attemptDelivery(c).finally(() => {
+            this.heldDeliveries.delete(c);
             this.deliveriesInFlight--;
             this.destinationInFlight.set(dest, (this.destinationInFlight.get(dest) ?? 1) - 1);
             this.deliveryWaker.wake();
@@ -1018,11 +1087,7 @@ class DurableEngine implements Engine {
   private async flushSettles(batch: PendingSettle[]): Promise<void> {
     const now = Date.now();
     try {
-      const results = await this.store.transaction(async (tx) => {
-        const out: boolean[] = [];
-        for (const b of batch) out.push(await settleDeliveryInTx(tx, b.claimed, b.result, now));
-        return out;
-      });
+      const results = await this.store.transaction((tx) => settleDeliveriesInTx(tx, batch, now));
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1) {
@@ -1095,10 +1160,14 @@ class DurableEngine implements Engine {
   async purge(): Promise<PurgeReport> {
     const r = await purgeExpired(
       this.store,
-      { completedMs: this.retentionMs, batch: this.retentionBatch },
+      {
+        completedMs: this.retentionMs,
+        deadLettersMs: this.deadLetterRetentionMs,
+        batch: this.retentionBatch,
+      },
       Date.now(),
     );
-    this.counters.purged += r.messages + r.deliveries + r.idempotencyKeys;
+    this.counters.purged += r.messages + r.deliveries + r.idempotencyKeys + r.deadLetters;
     this.events.emit('purged', r);
     return r;
   }

@@ -27,6 +27,11 @@ export interface AcceptRequest {
   priority: PriorityClass;
   /** JSON payload (usually a CloudEvent). */
   payload: unknown;
+  /**
+   * `payload` already serialised (`JSON.stringify(payload)`), when the caller has it anyway,
+   * e.g. to compute `requestHash`: stored as given instead of serialising the payload again.
+   */
+  payloadJson?: string;
   /** W3C traceparent carried from the caller. */
   traceparent?: string;
   /** Not before this time (delays). */
@@ -221,6 +226,7 @@ export interface EngineEvents {
       deliveries: number;
       idempotencyKeys: number;
       attempts: number;
+      deadLetters: number;
       headsRepaired: number;
     },
   ];

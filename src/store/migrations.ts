@@ -106,6 +106,13 @@ CREATE TABLE state (
   PRIMARY KEY (namespace, key)
 )`,
   },
+  {
+    version: 2,
+    name: 'retention of dead letters: indexes on dead messages and deliveries',
+    sql: `
+CREATE INDEX messages_dead ON messages (completed_at) WHERE status = 'dead';
+CREATE INDEX deliveries_dead ON deliveries (completed_at) WHERE status = 'dead'`,
+  },
 ];
 
 const postgres: Migration[] = [
@@ -211,6 +218,13 @@ CREATE TABLE state (
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (namespace, key)
 )`,
+  },
+  {
+    version: 2,
+    name: 'retention of dead letters: indexes on dead messages and deliveries',
+    sql: `
+CREATE INDEX messages_dead ON messages (completed_at) WHERE status = 'dead';
+CREATE INDEX deliveries_dead ON deliveries (completed_at) WHERE status = 'dead'`,
   },
 ];
 

@@ -37,6 +37,16 @@ export interface MigrationStatus {
   appliedAt: number | null;
 }
 
+export interface TransactionOptions {
+  /**
+   * The commit need not reach the disk before it returns: it survives a crash of the process
+   * (and of PostgreSQL's server process) but may be lost with the machine (power loss, kernel
+   * crash); the next durable commit flushes it. For lease bookkeeping only (claims and lease
+   * renewals), whose loss hands the work back to the queue. Never for accepts or effects.
+   */
+  relaxed?: boolean;
+}
+
 export interface Store extends SqlRunner {
   /** A human description without credentials, e.g. `sqlite:/data/mm.db`. */
   readonly description: string;
@@ -44,7 +54,7 @@ export interface Store extends SqlRunner {
    * Runs `fn` in one transaction: committed when it resolves, rolled back when it throws.
    * On SQLite transactions are serialised; on PostgreSQL each holds a pooled connection.
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Applies pending migrations (the store's own, then `extra`); returns versions applied. */
   migrate(extra?: readonly Migration[]): Promise<number[]>;
   /** Every known migration with the time it was applied (null when pending). */
@@ -63,6 +73,15 @@ export interface OpenStoreOptions {
   poolSize?: number;
   /** SQLite: milliseconds to wait for a lock held by another process (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * SQLite: how a commit is made durable before `transaction()` resolves. `full` (the
+   * default): SQLite's own `synchronous=FULL`, an fsync inside COMMIT on the event loop.
+   * `background` (a file in WAL mode only): the commit is written to the WAL, then the WAL is
+   * fdatasync'ed on a libuv thread, one fdatasync covering every commit written before it
+   * started; the event loop and the connection stay free meanwhile. Both resolve only after the
+   * commit is on disk.
+   */
+  sqliteSync?: 'background' | 'full';
 }
 
 /** Splits a migration's SQL into statements (separated by `;` at the end of a line). */

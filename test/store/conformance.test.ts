@@ -396,6 +396,45 @@ for (const backend of BACKENDS) {
         assert.equal((await engine.accept(r)).outcome, 'duplicate');
       }));
 
+    test('retention purges dead letters after their own window, not before', () =>
+      run(async (store) => {
+        const engine = engineOn(store, {
+          retention: { completedMs: 24 * 60 * 60 * 1000, deadLettersMs: 200, intervalMs: 0 },
+        });
+        engine.registerHandler('thing.created', async (msg) => {
+          if ((msg.payload as { poison?: boolean }).poison) throw new PermanentError('POISON');
+        });
+        const poison = await engine.accept(req({ payload: { poison: true } }));
+        assert.equal(poison.outcome, 'accepted');
+        await engine.accept(req());
+        engine.start();
+        await waitFor('dead-lettered', () => engine.counters.deadLettered === 1);
+        await waitFor('processed', () => engine.counters.processed === 1);
+        await engine.stop();
+        const id = (poison as { messageId: string }).messageId;
+        // Inside its window the dead letter stays, whatever the completed-work window says.
+        const early = await engine.purge();
+        assert.equal(early.deadLetters, 0);
+        assert.equal((await engine.deadLetters.list()).items.length, 1);
+        // The default window (30 days) keeps it too.
+        await sleep(250);
+        assert.equal((await createEngine({ store }).purge()).deadLetters, 0);
+        assert.ok(await engine.deadLetters.show(id));
+        // Past its window it goes, with its dead message row; the done message stays (1 day).
+        const late = await engine.purge();
+        assert.equal(late.deadLetters, 1);
+        assert.equal(late.messages, 0);
+        assert.equal(await engine.deadLetters.show(id), undefined);
+        assert.equal((await engine.deadLetters.list()).items.length, 0);
+        const rows = await store.query<{ id: string; status: string }>(
+          'SELECT id, status FROM messages',
+        );
+        assert.deepEqual(
+          rows.map((r) => r.status),
+          ['done'],
+        );
+      }));
+
     test('back-pressure refuses deferrable accepts above the backlog, never critical', () =>
       run(async (store) => {
         const engine = engineOn(store, {

@@ -13,6 +13,7 @@ import {
   type SqlValue,
   type Store,
   type StoreTx,
+  type TransactionOptions,
 } from '../port.js';
 
 const INT8_OID = 20;
@@ -125,11 +126,13 @@ export class PostgresStore implements Store {
     return this.direct.execute(sql, params);
   }
 
-  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
     try {
       await client.query('BEGIN');
+      // A relaxed commit does not wait for the WAL flush; the next synchronous commit covers it.
+      if (opts.relaxed) await client.query('SET LOCAL synchronous_commit = off');
       const result = await fn(runner(client));
       await client.query('COMMIT');
       return result;

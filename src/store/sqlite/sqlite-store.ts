@@ -1,10 +1,15 @@
 // SQLite implementation of the Store port (better-sqlite3, embedded default). One connection in
-// WAL mode with synchronous=FULL: a commit returns only after the WAL is fsynced. better-sqlite3
+// WAL mode; a transaction resolves only after its commit is on disk. By default SQLite's own
+// synchronous=FULL fsyncs inside COMMIT; with `sqliteSync: 'background'` the commit is written to
+// the WAL (synchronous=NORMAL) and the WAL is then fdatasync'ed off the event loop, one
+// fdatasync for every commit written before it started (group commit at the file). better-sqlite3
 // is synchronous, so every statement and transaction passes through one async mutex; a
-// transaction holds it from BEGIN IMMEDIATE to COMMIT.
+// transaction holds it from BEGIN IMMEDIATE to COMMIT (not during the fdatasync).
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { MIGRATIONS, orderedMigrations } from '../migrations.js';
 import {
   splitStatements,
@@ -16,6 +21,7 @@ import {
   type SqlValue,
   type Store,
   type StoreTx,
+  type TransactionOptions,
 } from '../port.js';
 
 class Mutex {
@@ -32,6 +38,28 @@ class Mutex {
 
 type Statement = Database.Statement<unknown[], unknown>;
 
+/**
+ * Checkpoints (copying the WAL into the database file, with their fsyncs) run on a worker
+ * thread with a connection of its own, so they do not stall the event loop. PASSIVE never
+ * blocks the writer; the writer keeps an automatic checkpoint far above as a safety net.
+ */
+const CHECKPOINTER = `
+const { workerData, parentPort } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma('busy_timeout = 0');
+const run = () => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch { /* busy: next time */ } };
+const timer = setInterval(run, workerData.everyMs);
+parentPort.on('message', (m) => {
+  if (m === 'checkpoint') run();
+  if (m === 'close') { clearInterval(timer); db.close(); parentPort.close(); }
+});
+`;
+const SAFETY_AUTOCHECKPOINT_PAGES = 50_000;
+const CHECKPOINTER_AFTER_COMMITS = 500;
+/** fdatasyncs of the WAL running at once (a later one need not wait for an earlier one). */
+const MAX_PARALLEL_SYNCS = 2;
+
 function bindable(params: readonly SqlValue[]): unknown[] {
   return params as unknown[];
 }
@@ -43,23 +71,54 @@ export class SqliteStore implements Store {
   private readonly mutex = new Mutex();
   private readonly statements = new Map<string, Statement>();
   private closed = false;
+  /** Background durability: the WAL's path, or null when SQLite syncs itself (FULL). */
+  private readonly walPath: string | null;
+  private walFd: number | null = null;
+  /** Commits written so far, and how many of them are known to be on disk. */
+  private commits = 0;
+  private durableCommits = 0;
+  /** The latest fdatasync started, the commits it covers, and how many are running. */
+  private syncInFlight: Promise<void> | null = null;
+  private syncStartedUpTo = 0;
+  private syncsRunning = 0;
+  private checkpointer: Worker | null = null;
 
   constructor(path: string, opts: OpenStoreOptions = {}) {
     const memory = path === ':memory:';
     if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
     this.db = new Database(path);
     this.description = `sqlite:${memory ? ':memory:' : resolve(path)}`;
-    if (!memory) this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    const wal =
+      !memory &&
+      String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
+    const background = wal && (opts.sqliteSync ?? 'full') === 'background';
+    this.walPath = background ? `${resolve(path)}-wal` : null;
+    // In background mode the commit writes the WAL and the fdatasync follows (see walDurable).
+    this.db.pragma(background ? 'synchronous = NORMAL' : 'synchronous = FULL');
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     this.db.pragma('foreign_keys = ON');
+  }
+
+  /** Starts the checkpointing thread once the store is busy (small stores never need it). */
+  private startCheckpointer(): void {
+    this.db.pragma(`wal_autocheckpoint = ${SAFETY_AUTOCHECKPOINT_PAGES}`);
+    this.checkpointer = new Worker(CHECKPOINTER, {
+      eval: true,
+      workerData: {
+        path: this.walPath!.slice(0, -'-wal'.length),
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+        everyMs: 50,
+      },
+    });
+    this.checkpointer.unref();
+    this.checkpointer.on('error', () => undefined);
   }
 
   private prepare(sql: string): Statement {
     let st = this.statements.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
-      if (this.statements.size > 500) this.statements.clear();
+      if (this.statements.size > 2000) this.statements.clear();
       this.statements.set(sql, st);
     }
     return st;
@@ -93,16 +152,76 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Counts a commit just written; returns its number (for walDurable). */
+  private committed(): number {
+    if (++this.commits === CHECKPOINTER_AFTER_COMMITS) this.startCheckpointer();
+    return this.commits;
+  }
+
+  /**
+   * Resolves once commit number `n` is on disk: an fdatasync of the WAL that started after the
+   * commit was written covers it (and every commit before it; the WAL is append-only and
+   * checksummed in sequence, so recovery never keeps a later commit without the earlier ones).
+   */
+  private async walDurable(n: number): Promise<void> {
+    while (this.durableCommits < n) {
+      // Start an fdatasync for this commit unless one that covers it has started, or too many
+      // are running (then wait for the latest and look again).
+      if (this.syncStartedUpTo < n && this.syncsRunning < MAX_PARALLEL_SYNCS) {
+        const upTo = this.commits;
+        this.syncStartedUpTo = upTo;
+        this.syncsRunning++;
+        this.syncInFlight = this.syncWal()
+          .then(() => {
+            this.durableCommits = Math.max(this.durableCommits, upTo);
+          })
+          .finally(() => {
+            this.syncsRunning--;
+          });
+      }
+      await this.syncInFlight;
+    }
+  }
+
+  private syncWal(): Promise<void> {
+    const path = this.walPath!;
+    // The WAL keeps its inode while the connection is open; reopen if it was ever replaced.
+    if (this.walFd !== null && fstatSync(this.walFd).ino !== statSync(path).ino) {
+      closeSync(this.walFd);
+      this.walFd = null;
+    }
+    this.walFd ??= openSync(path, 'r');
+    const fd = this.walFd;
+    return new Promise<void>((res, rej) => fdatasync(fd, (err) => (err ? rej(err) : res())));
+  }
+
   query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    return this.exclusive(() => this.queryNow<T>(sql, params));
+    return this.autocommit(() => this.queryNow<T>(sql, params), sql);
   }
 
   execute(sql: string, params: readonly SqlValue[] = []): Promise<ExecuteResult> {
-    return this.exclusive(() => this.executeNow(sql, params));
+    return this.autocommit(() => this.executeNow(sql, params), sql);
   }
 
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.exclusive(async () => {
+  /** A statement outside a transaction; a write resolves once it is on disk. */
+  private async autocommit<T>(fn: () => T, sql: string): Promise<T> {
+    let n = 0;
+    const result = await this.exclusive(() => {
+      const r = fn();
+      if (this.walPath && !this.prepare(sql).readonly) n = this.committed();
+      return r;
+    });
+    if (n > 0) await this.walDurable(n);
+    return result;
+  }
+
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    let n = 0;
+    const result = await this.exclusive(async () => {
+      // A relaxed commit is written to the WAL without an fsync (synchronous=NORMAL); the next
+      // durable commit's fsync covers it.
+      const relaxed = opts.relaxed === true;
+      const toggle = relaxed && this.walPath === null;
       let open = true;
       const tx: StoreTx = {
         dialect: 'sqlite',
@@ -123,18 +242,26 @@ export class SqliteStore implements Store {
           }
         },
       };
-      this.db.exec('BEGIN IMMEDIATE');
+      if (toggle) this.db.exec('PRAGMA synchronous = NORMAL');
       try {
-        const result = await fn(tx);
-        open = false;
-        this.db.exec('COMMIT');
-        return result;
-      } catch (err) {
-        open = false;
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw err;
+        this.db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(tx);
+          open = false;
+          this.db.exec('COMMIT');
+          if (this.walPath && !relaxed) n = this.committed();
+          return result;
+        } catch (err) {
+          open = false;
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          throw err;
+        }
+      } finally {
+        if (toggle) this.db.exec('PRAGMA synchronous = FULL');
       }
     });
+    if (n > 0) await this.walDurable(n);
+    return result;
   }
 
   async migrate(extra: readonly Migration[] = []): Promise<number[]> {
@@ -164,7 +291,11 @@ export class SqliteStore implements Store {
           });
         }
         done.push(m.version);
+        if (this.walPath) this.committed();
       }
+      return done;
+    }).then(async (done) => {
+      if (this.walPath && done.length > 0) await this.walDurable(this.commits);
       return done;
     });
   }
@@ -207,8 +338,19 @@ export class SqliteStore implements Store {
     const release = await this.mutex.lock();
     try {
       this.closed = true;
+      await this.syncInFlight?.catch(() => undefined);
       this.statements.clear();
+      if (this.checkpointer) {
+        const done = new Promise<void>((r) => this.checkpointer!.once('exit', () => r()));
+        // Keep the process alive until the worker has closed its connection.
+        this.checkpointer.ref();
+        this.checkpointer.postMessage('close');
+        await done;
+        this.checkpointer = null;
+      }
       this.db.close();
+      if (this.walFd !== null) closeSync(this.walFd);
+      this.walFd = null;
     } finally {
       release();
     }
