@@ -130,7 +130,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     workers: config.engine.workers,
     leaseMs: config.engine.leaseSeconds * 1000,
     idempotencyWindowMs: config.store.retention.idempotencyKeysDays * DAY_MS,
-    retention: { completedMs: config.store.retention.completedMessagesDays * DAY_MS },
+    retention: {
+      completedMs: config.store.retention.completedMessagesDays * DAY_MS,
+      deadLettersMs: config.store.retention.deadLettersDays * DAY_MS,
+    },
     backpressure: {
       deferrableBacklogLimit: config.engine.backpressure.deferrableBacklogLimit,
     },
