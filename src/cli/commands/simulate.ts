@@ -18,6 +18,8 @@ import {
 import type { EstateSystemRef, RunSummary, ScenarioRun } from '../../sandbox/scenarios/index.js';
 import { CliExit, ExitCode } from '../errors.js';
 import { outputOf } from '../io.js';
+import { SANDBOX_SESSION_FILE, readSandboxSession } from '../session.js';
+import type { SandboxSession } from '../session.js';
 import type { CliOutput } from '../io.js';
 import { parseInteger, parseTransport } from './sandbox.js';
 
@@ -31,6 +33,8 @@ export interface SimulateOptions {
   json?: boolean;
   transport: 'events' | 'native';
   estate?: string;
+  /** An estate config's text, used when no `estate` file is named (the sandbox session's). */
+  estateConfig?: string;
   concurrency: number;
   webhookSecret?: string;
   timeout: number;
@@ -71,9 +75,48 @@ export function readEstateSystems(path: string): {
   systems: EstateSystemRef[];
   commerceSystem?: string;
 } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CliExit(
+      ExitCode.usage,
+      `--estate ${path}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  return estateSystemsOf(text, path);
+}
+
+const DEFAULT_TARGET = 'http://127.0.0.1:8080';
+
+/**
+ * Fills what was not given from the sandbox session `middlemart start` leaves in this folder:
+ * the target, the development key (when the target is that sandbox) and its systems' URLs.
+ */
+export function withSessionDefaults(
+  given: Partial<SimulateOptions>,
+  session: SandboxSession | undefined = readSandboxSession(),
+): SimulateOptions {
+  const target = given.target ?? session?.url ?? DEFAULT_TARGET;
+  const sameSandbox = session !== undefined && session.url === target;
+  const apiKey =
+    given.apiKey ?? process.env.MIDDLEMART_API_KEY ?? (sameSandbox ? session.apiKey : undefined);
+  return {
+    ...(given as SimulateOptions),
+    target,
+    ...(apiKey ? { apiKey } : {}),
+    ...(given.estate === undefined && sameSandbox ? { estateConfig: session.estateConfig } : {}),
+  };
+}
+
+/** System ids and URLs (and the commerce system's id) of an estate config's text. */
+export function estateSystemsOf(
+  text: string,
+  path: string,
+): { systems: EstateSystemRef[]; commerceSystem?: string } {
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
+    doc = parseYaml(text);
   } catch (err) {
     throw new CliExit(
       ExitCode.usage,
@@ -148,7 +191,11 @@ export async function simulate(
       `unknown scenario '${scenarioName}' (known: ${SCENARIO_NAMES.join(', ')})`,
     );
   }
-  const estate = options.estate ? readEstateSystems(options.estate) : undefined;
+  const estate = options.estate
+    ? readEstateSystems(options.estate)
+    : options.estateConfig
+      ? estateSystemsOf(options.estateConfig, SANDBOX_SESSION_FILE)
+      : undefined;
   let transport;
   if (options.transport === 'native') {
     const secret = options.webhookSecret ?? process.env.SANDBOX_COMMERCE_WEBHOOK_SECRET;
@@ -227,8 +274,15 @@ export function register(program: Command): void {
     .command('simulate')
     .description(`send a traffic scenario to Middlemart (${SCENARIO_NAMES.join(', ')})`)
     .argument('<scenario>', `one of: ${SCENARIO_NAMES.join(', ')}`)
-    .option('--target <url>', 'Middlemart base URL', parseUrl, 'http://127.0.0.1:8080')
-    .option('--api-key <key>', 'sent as Authorization: Bearer <key>')
+    .option(
+      '--target <url>',
+      `Middlemart base URL (default: the sandbox started here, see ${SANDBOX_SESSION_FILE}, else ${DEFAULT_TARGET})`,
+      parseUrl,
+    )
+    .option(
+      '--api-key <key>',
+      "sent as Authorization: Bearer <key> (default: $MIDDLEMART_API_KEY, else the sandbox's development key)",
+    )
     .option('--rate <n>', "requests per second (default: the scenario's)", parsePositive)
     .option('--duration <seconds>', "seconds of traffic (default: the scenario's)", parsePositive)
     .option('--size <n>', 'number of occurrences (overrides rate × duration)', parsePositiveInteger)
@@ -272,9 +326,9 @@ export function register(program: Command): void {
       '\nExit status: 0 when the run completed (rejections are reported, not failures); 1 when no ' +
         'request reached Middlemart; 2 for an unknown scenario or a bad option.',
     )
-    .action(async (scenario: string, options: SimulateOptions, command: Command) => {
+    .action(async (scenario: string, given: Partial<SimulateOptions>, command: Command) => {
       const io = outputOf(command);
-      const run = await simulate(scenario, options, io);
+      const run = await simulate(scenario, withSessionDefaults(given), io);
       const s = run.summary;
       const network = Object.entries(s.rejectedByReason)
         .filter(([reason]) => reason.startsWith('network '))

@@ -15,11 +15,12 @@ import type { App } from '../../app.js';
 import { defaultConfigPath, formatIssue, loadConfig } from '../../config/load.js';
 import type { EstateConfig } from '../../config/schema.js';
 import { createLogger } from '../../observability/logger.js';
-import { startEstate } from '../../sandbox/estate.js';
+import { renderEstateConfig, startEstate } from '../../sandbox/estate.js';
 import type { Estate } from '../../sandbox/estate.js';
 import { eventsTransport, runScenario } from '../../sandbox/scenarios/index.js';
 import { CliExit, ExitCode } from '../errors.js';
 import { outputOf } from '../io.js';
+import { SANDBOX_SESSION_FILE, removeSandboxSession, writeSandboxSession } from '../session.js';
 import type { CliOutput } from '../io.js';
 
 interface StartOptions {
@@ -144,6 +145,14 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
   if (estate) {
     io.out('Sandbox estate:');
     for (const s of estate.systems) io.out(`  ${s.id.padEnd(14)} ${s.url}`);
+    if (app.url && devKey) {
+      writeSandboxSession({
+        url: app.url,
+        apiKey: devKey,
+        estateConfig: renderEstateConfig(estate),
+      });
+      io.out(`Try: middlemart simulate steady --duration 30   (uses ${SANDBOX_SESSION_FILE})`);
+    }
   }
   io.out('Press Ctrl-C to stop.');
   io.out('');
@@ -174,6 +183,7 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
   return await new Promise<number>((resolve) => {
     const onClose = async () => {
       demo.abort();
+      if (estate) removeSandboxSession();
       await app.stop();
       await estate?.stop();
     };
