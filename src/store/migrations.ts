@@ -1,6 +1,6 @@
 // The engine's tables, one numbered list per dialect. A migration is never edited once released:
 // add a new one. Times are epoch milliseconds (BIGINT); payloads are JSON text.
-import type { Dialect, Migration } from './port.js';
+import type { Dialect, Migration, MigrationStatus } from './port.js';
 
 const sqlite: Migration[] = [
   {
@@ -239,4 +239,26 @@ export function orderedMigrations(list: readonly Migration[]): Migration[] {
     }
   }
   return sorted;
+}
+
+/**
+ * The status of every migration: the engine's own, applied or not, then any other applied
+ * version recorded in `schema_migrations` (the layers' extra migrations), in version order.
+ */
+export function migrationStatus(
+  known: readonly Migration[],
+  applied: ReadonlyArray<{ version: number; name: string; applied_at: number }>,
+): MigrationStatus[] {
+  const byVersion = new Map(applied.map((r) => [r.version, r]));
+  const out: MigrationStatus[] = known.map((m) => ({
+    version: m.version,
+    name: m.name,
+    appliedAt: byVersion.get(m.version)?.applied_at ?? null,
+  }));
+  for (const r of applied) {
+    if (!out.some((m) => m.version === r.version)) {
+      out.push({ version: r.version, name: r.name, appliedAt: r.applied_at });
+    }
+  }
+  return out.sort((a, b) => a.version - b.version);
 }

@@ -1,6 +1,6 @@
 // ISO 4217 alphabetic codes in current use that have a defined minor unit, with that minor unit
 // (the number of decimal places an amount's integer minor units stand for). Precious metals,
-// testing and SDR-style codes (XAU, XDR, XTS, XXX …) have no minor unit and are not money a
+// testing, SDR-style and no-currency codes (XAU, XDR, XTS …) have no minor unit and are not money a
 // retailer takes, so they are absent. Withdrawn codes (HRK, SLL, ZWL, ANG, CUC, BGN …) are
 // absent too: a connector meeting one in old data converts it explicitly.
 // prettier-ignore

@@ -2,7 +2,7 @@
 // columns come back as numbers (epoch milliseconds and sequences stay below 2^53). An optional
 // schema is created at open and selected through search_path on every pooled connection.
 import pg from 'pg';
-import { MIGRATIONS, orderedMigrations } from '../migrations.js';
+import { MIGRATIONS, migrationStatus, orderedMigrations } from '../migrations.js';
 import {
   splitStatements,
   type ExecuteResult,
@@ -193,18 +193,7 @@ export class PostgresStore implements Store {
     const rows: { version: number; name: string; applied_at: number }[] = exists.rows[0]?.t
       ? (await this.pool.query('SELECT version, name, applied_at FROM schema_migrations')).rows
       : [];
-    const byVersion = new Map(rows.map((r) => [r.version, r]));
-    const out: MigrationStatus[] = MIGRATIONS.postgres.map((m) => ({
-      version: m.version,
-      name: m.name,
-      appliedAt: byVersion.get(m.version)?.applied_at ?? null,
-    }));
-    for (const r of rows) {
-      if (!out.some((m) => m.version === r.version)) {
-        out.push({ version: r.version, name: r.name, appliedAt: r.applied_at });
-      }
-    }
-    return out.sort((a, b) => a.version - b.version);
+    return migrationStatus(MIGRATIONS.postgres, rows);
   }
 
   async ping(): Promise<void> {

@@ -10,7 +10,7 @@ import { closeSync, fdatasync, fstatSync, mkdirSync, openSync, statSync } from '
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { MIGRATIONS, orderedMigrations } from '../migrations.js';
+import { MIGRATIONS, migrationStatus, orderedMigrations } from '../migrations.js';
 import {
   splitStatements,
   type ExecuteResult,
@@ -314,18 +314,7 @@ export class SqliteStore implements Store {
             applied_at: number;
           }[])
         : [];
-      const byVersion = new Map(rows.map((r) => [r.version, r]));
-      const out: MigrationStatus[] = MIGRATIONS.sqlite.map((m) => ({
-        version: m.version,
-        name: m.name,
-        appliedAt: byVersion.get(m.version)?.applied_at ?? null,
-      }));
-      for (const r of rows) {
-        if (!out.some((m) => m.version === r.version)) {
-          out.push({ version: r.version, name: r.name, appliedAt: r.applied_at });
-        }
-      }
-      return out.sort((a, b) => a.version - b.version);
+      return migrationStatus(MIGRATIONS.sqlite, rows);
     });
   }
 
