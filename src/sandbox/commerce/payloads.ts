@@ -227,24 +227,8 @@ export function customerPayload(c: CustomerRecord, ctx: PayloadContext) {
 
 /** The customer as embedded in an order (Shopify leaves out `addresses` there). */
 function orderCustomerPayload(c: CustomerRecord, ctx: PayloadContext) {
-  return {
-    id: c.id,
-    created_at: t(ctx, c.createdAt),
-    updated_at: t(ctx, c.updatedAt),
-    first_name: c.firstName,
-    last_name: c.lastName,
-    state: c.state,
-    note: c.note,
-    verified_email: c.verifiedEmail,
-    multipass_identifier: null,
-    tax_exempt: c.taxExempt,
-    email: c.email,
-    phone: c.phone,
-    currency: c.currency,
-    tax_exemptions: [],
-    admin_graphql_api_id: gid('Customer', c.id),
-    default_address: customerDefaultAddress(c),
-  };
+  const { addresses: _addresses, ...embedded } = customerPayload(c, ctx);
+  return embedded;
 }
 
 function taxLines(taxMinor: number, rate: number, currency: string) {
