@@ -22,8 +22,11 @@ import type { Engine, MessageHandler, PriorityClass } from './runtime/index.js';
 import { createDeliveryGate } from './runtime/delivery/index.js';
 import type { DeliveryGate, DestinationPolicy } from './runtime/delivery/index.js';
 import { openStore } from './store/index.js';
-import { inventoryMigrations, registerInventoryHandlers } from './domains/inventory/index.js';
 import type { Migration, Store } from './store/index.js';
+import { appendAudit } from './api/auth/audit.js';
+import { SYSTEM_ACKNOWLEDGED_TYPE } from './ports/system-actions.js';
+import { AcknowledgementRouter, MODULES } from './wiring/index.js';
+import type { FeatureModule, ModuleInstance, Services } from './wiring/index.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -84,6 +87,10 @@ export interface AppOptions {
   rateTiers?: Readonly<Record<string, RateTier>>;
   /** Also accept OAuth2/OIDC bearer JWTs verified against this JWKS (API keys always work). */
   jwt?: JwtOptions;
+  /** The feature modules to run; default `MODULES` (src/wiring/index.ts). */
+  modules?: readonly FeatureModule[];
+  /** Epoch ms clock handed to modules (default Date.now). */
+  now?: () => number;
 }
 
 export interface App {
@@ -97,17 +104,22 @@ export interface App {
   readonly logger: Logger;
   /** The Prometheus registry behind `/metrics`. */
   readonly metrics: Metrics;
+  /** What the modules offer each other (ERP ports, routing, stock, customers). */
+  readonly services: Services;
   /** Stops accepting, finishes in-flight work, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
 
 /**
  * Every layer's own tables beyond the engine's: the experience layer's (API keys, audit log;
- * versions 1000+, ADR 0008) and the domains' (inventory 2000+, ADR 0009). Applied at start and
- * by `middlemart migrate`.
+ * versions 1000+, ADR 0008) and each feature module's (inventory 2000+, ADR 0009, …). Applied
+ * at start and by `middlemart migrate`.
  */
-export function applicationMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
-  return [...API_KEY_MIGRATIONS, ...inventoryMigrations(dialect)];
+export function applicationMigrations(
+  dialect: 'sqlite' | 'postgres',
+  modules: readonly FeatureModule[] = MODULES,
+): Migration[] {
+  return [...API_KEY_MIGRATIONS, ...modules.flatMap((m) => m.migrations?.(dialect) ?? [])];
 }
 
 /** Builds and starts Middlemart from an estate config. */
@@ -115,10 +127,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const { config } = opts;
   const logger = opts.logger ?? createLogger({ name: 'middlemart' });
   const roles = new Set(config.engine.roles);
+  const modules = opts.modules ?? MODULES;
+  const now = opts.now ?? Date.now;
 
   const store = await openStore(opts.storeUrl ?? config.store.url);
   try {
-    await store.migrate(applicationMigrations(store.dialect));
+    await store.migrate(applicationMigrations(store.dialect, modules));
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;
@@ -140,27 +154,57 @@ export async function startApp(opts: AppOptions): Promise<App> {
     logger: logger.child({ component: 'engine' }),
   });
 
-  // Domain processes register their handlers first.
+  const metrics = createMetrics({ engine, circuits: () => gate.statuses() });
+
+  // Feature modules register their handlers, senders and services first.
   const handled = new Set<string>();
-  const registry = {
-    registerHandler: (type: string, handler: MessageHandler) => {
-      handled.add(type);
-      engine.registerHandler(type, handler);
+  const moduleEngine: Engine = Object.create(engine, {
+    registerHandler: {
+      value: (type: string, handler: MessageHandler) => {
+        handled.add(type);
+        engine.registerHandler(type, handler);
+      },
     },
-  };
-  registerInventoryHandlers(registry);
+  }) as Engine;
+  const acknowledgements = new AcknowledgementRouter();
+  const services: Services = { erps: new Map() };
+  const instances: ModuleInstance[] = [];
+  try {
+    for (const module of modules) {
+      instances.push(
+        await module.start({
+          config,
+          store,
+          engine: moduleEngine,
+          gate,
+          logger: logger.child({ module: module.name }),
+          metrics,
+          services,
+          onAcknowledged: (process, handler) => acknowledgements.on(process, handler),
+          audit: (entry) => appendAudit(store, entry, now()),
+          now,
+        }),
+      );
+    }
+  } catch (err) {
+    metrics.close();
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  moduleEngine.registerHandler(SYSTEM_ACKNOWLEDGED_TYPE, acknowledgements.handler);
   // Canonical events that no process handles yet are complete once durably accepted: they stay
   // readable for the retention window.
   for (const entry of catalogue) {
     if (!handled.has(entry.type)) engine.registerHandler(entry.type, async () => undefined);
   }
 
-  const metrics = createMetrics({ engine, circuits: () => gate.statuses() });
-
   let server: FastifyInstance | undefined;
   let url: string | undefined;
   try {
-    if (roles.has('worker')) engine.start();
+    if (roles.has('worker')) {
+      engine.start();
+      for (const instance of instances) instance.startBackground?.();
+    }
     if (roles.has('api')) {
       const priorities = resolvePriorities(config.priorities);
       server = await buildServer(
@@ -191,6 +235,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           bodyLimitBytes: config.server.bodyLimitBytes,
           host: config.server.host,
           port: opts.port ?? config.server.port,
+          routes: instances.flatMap((i) => i.routes ?? []),
         },
       );
       const address = server.server.address();
@@ -201,6 +246,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
   } catch (err) {
     metrics.close();
+    for (const instance of instances) await instance.stop?.().catch(() => undefined);
     await engine.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
@@ -210,6 +256,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (server?.server.listening) await server.close();
+      for (const instance of instances) await instance.stop?.().catch(() => undefined);
       await engine.stop();
       metrics.close();
       await store.close();
@@ -217,7 +264,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     return stopping;
   };
 
-  return { config, store, engine, gate, server, url, logger, metrics, stop };
+  return { config, store, engine, gate, server, url, logger, metrics, services, stop };
 }
 
 /** Priority overrides keyed by catalogue name, checked against the catalogue. */

@@ -5,6 +5,11 @@
 import { z } from 'zod';
 import { catalogue } from '../canonical/events.js';
 import { suggest } from './suggest.js';
+import { CustomersConfigSchema } from './sections/customers.js';
+import { InventoryConfigSchema } from './sections/inventory.js';
+import { OrdersConfigSchema } from './sections/orders.js';
+import { PricingConfigSchema } from './sections/pricing.js';
+import { WebhooksConfigSchema } from './sections/webhooks.js';
 
 /** The kinds of system a connector exists for. */
 export const SYSTEM_KINDS = [
@@ -424,6 +429,12 @@ export const EstateConfigSchema = z
     routing: z.array(RoutingRule).default([]),
     /** entity → field → the system that is the source of truth for it. */
     fieldOwnership: FieldOwnership.default({}),
+    /** Each domain's own settings (src/config/sections). */
+    inventory: InventoryConfigSchema.prefault({}),
+    orders: OrdersConfigSchema.prefault({}),
+    customers: CustomersConfigSchema.prefault({}),
+    pricing: PricingConfigSchema.prefault({}),
+    webhooks: WebhooksConfigSchema.prefault({}),
   })
   .superRefine(crossReferences, { when: () => true });
 

@@ -17,7 +17,8 @@ export const ALLOWED: Record<string, readonly string[]> = {
   observability: ['runtime'],
   api: ['domains', 'canonical', 'ports', 'runtime', 'observability'],
   sandbox: ['canonical'],
-  // Wiring: the composition root, config and CLI may import everything.
+  // Wiring: the composition root, its feature modules, config and CLI may import everything.
+  wiring: ['*'],
   config: ['*'],
   cli: ['*'],
   app: ['*'],

@@ -45,6 +45,12 @@ export type Authenticator = (token: string | undefined) => Promise<Principal | u
 export const ACCESS = {
   public: 'public',
   ingest: ['channel', 'admin'],
+  /** Channel read APIs (availability, prices, order status): channels and the people behind them. */
+  channelRead: ['channel', 'operator', 'admin'],
+  /** Stewardship tasks and decisions. */
+  stewardship: ['steward', 'admin'],
+  /** Per-transaction reads for operators (orders, timelines). */
+  traces: ['operator', 'admin'],
   operations: ['operator', 'admin'],
   audit: ['auditor', 'admin'],
   admin: ['admin'],

@@ -1,0 +1,7 @@
+// The `webhooks` section of the estate config. Strict like the rest of the file; everything has a
+// default, so the section may be left out.
+import { z } from 'zod';
+
+export const WebhooksConfigSchema = z.strictObject({});
+
+export type WebhooksConfig = z.output<typeof WebhooksConfigSchema>;

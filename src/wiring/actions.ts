@@ -1,0 +1,115 @@
+// System actions on the wire of the engine: a connector's `ActionPerformer` becomes the engine
+// sender of its destination, and every success is acknowledged back to the process that asked
+// (src/ports/system-actions.ts), durably and once.
+import { ErpError } from '../ports/erp.js';
+import {
+  ActionError,
+  SYSTEM_ACKNOWLEDGED_TYPE,
+  type ActionPerformer,
+  type SystemAcknowledgement,
+  type SystemAction,
+} from '../ports/system-actions.js';
+import type { Engine, MessageHandler, Sender } from '../runtime/index.js';
+import type { DeliveryResponse } from '../runtime/delivery/index.js';
+import type { AcknowledgementHandler } from './module.js';
+
+function isAction(payload: unknown): payload is SystemAction {
+  if (payload === null || typeof payload !== 'object') return false;
+  const p = payload as Record<string, unknown>;
+  const c = p.correlation as Record<string, unknown> | undefined;
+  return (
+    typeof p.action === 'string' &&
+    c !== undefined &&
+    c !== null &&
+    typeof c.process === 'string' &&
+    typeof c.id === 'string'
+  );
+}
+
+/** The delivery answer for a failed action: permanent → 422, transient → 503 (+ Retry-After). */
+export function failureResponse(err: unknown): DeliveryResponse | undefined {
+  if (err instanceof ActionError || err instanceof ErpError) {
+    const permanent = err.kind === 'permanent' || err.kind === 'warning';
+    const retryAfter =
+      'retryAfterSeconds' in err.details && err.details.retryAfterSeconds !== undefined
+        ? String(err.details.retryAfterSeconds)
+        : undefined;
+    return {
+      status: permanent ? 422 : err.details.status === 429 ? 429 : 503,
+      ...(retryAfter ? { retryAfter } : {}),
+      body: { detail: err.message, ...(err.details.code ? { code: err.details.code } : {}) },
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The engine sender of a destination whose connector performs system actions. A payload that is
+ * no system action is refused permanently (422). On success an acknowledgement message is
+ * accepted into the engine (keyed by the delivery's idempotency key, so a repeat after a crash is
+ * a duplicate) before the delivery counts as done.
+ */
+export function actionSender(
+  engine: Pick<Engine, 'accept'>,
+  destination: string,
+  perform: ActionPerformer,
+  now: () => number = Date.now,
+): Sender {
+  return async (delivery, ctx) => {
+    const action = delivery.payload;
+    if (!isAction(action)) {
+      return {
+        status: 422,
+        body: { detail: `${destination}: the payload is not a system action` },
+      };
+    }
+    let result: unknown;
+    try {
+      result = await perform(action, ctx);
+    } catch (err) {
+      const answer = failureResponse(err);
+      if (answer) return answer;
+      throw err;
+    }
+    const ack: SystemAcknowledgement = {
+      action: action.action,
+      correlation: action.correlation,
+      destination,
+      deliveryId: delivery.id,
+      idempotencyKey: ctx.idempotencyKey,
+      at: new Date(now()).toISOString(),
+      ...(result === undefined ? {} : { result }),
+    };
+    const key = `ack/${ctx.idempotencyKey}`;
+    await engine.accept({
+      source: 'middlemart',
+      idempotencyKey: key,
+      requestHash: key,
+      type: SYSTEM_ACKNOWLEDGED_TYPE,
+      partitionKey: action.correlation.id,
+      priority: delivery.priority,
+      payload: ack,
+      ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
+    });
+    return { status: 200, body: result };
+  };
+}
+
+/** One engine handler for every acknowledgement, dispatching by the correlation's process. */
+export class AcknowledgementRouter {
+  private readonly handlers = new Map<string, AcknowledgementHandler>();
+
+  on(process: string, handler: AcknowledgementHandler): void {
+    if (this.handlers.has(process)) {
+      throw new Error(`acknowledgements of ${process} already have a handler`);
+    }
+    this.handlers.set(process, handler);
+  }
+
+  /** The engine handler; acknowledgements of a process nobody handles complete as they are. */
+  readonly handler: MessageHandler = async (message, tx) => {
+    const ack = message.payload as SystemAcknowledgement;
+    const handler = this.handlers.get(ack?.correlation?.process);
+    if (handler) await handler(ack, tx);
+  };
+}

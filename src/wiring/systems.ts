@@ -1,0 +1,7 @@
+// The systems module (not built yet).
+import type { FeatureModule } from './module.js';
+
+export const systemsModule: FeatureModule = {
+  name: 'systems',
+  start: () => ({}),
+};
