@@ -25,7 +25,7 @@ import { openStore } from './store/index.js';
 import type { Migration, Store } from './store/index.js';
 import { appendAudit } from './api/auth/audit.js';
 import { SYSTEM_ACKNOWLEDGED_TYPE } from './ports/system-actions.js';
-import { AcknowledgementRouter, MODULES } from './wiring/index.js';
+import { AcknowledgementRouter, ActionRegistry, MODULES } from './wiring/index.js';
 import type { FeatureModule, ModuleInstance, Services } from './wiring/index.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -167,6 +167,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     },
   }) as Engine;
   const acknowledgements = new AcknowledgementRouter();
+  const actions = new ActionRegistry();
   const services: Services = { erps: new Map() };
   const instances: ModuleInstance[] = [];
   try {
@@ -181,6 +182,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
           metrics,
           services,
           onAcknowledged: (process, handler) => acknowledgements.on(process, handler),
+          registerAction: (destination, action, performer) =>
+            actions.register(destination, action, performer),
           audit: (entry) => appendAudit(store, entry, now()),
           now,
         }),
@@ -192,6 +195,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   moduleEngine.registerHandler(SYSTEM_ACKNOWLEDGED_TYPE, acknowledgements.handler);
+  actions.registerSenders(engine, now);
   // Canonical events that no process handles yet are complete once durably accepted: they stay
   // readable for the retention window.
   for (const entry of catalogue) {

@@ -106,6 +106,17 @@ export type SystemAction =
       version: number;
     })
   | (ActionBase & {
+      action: 'channel.availability';
+      sku: string;
+      location: string;
+      /** Units the channel may promise (after its allocation rule). */
+      available: number;
+      /** Position version; a channel refuses an older one than it shows. */
+      version: number;
+      /** When the newest movement behind it happened at its source (RFC 3339 UTC). */
+      sourceTime: string;
+    })
+  | (ActionBase & {
       action: 'customer.sync';
       customerId: string;
       /** The system's own id for this identity, when it has one. */

@@ -10,6 +10,7 @@ import {
   type SystemAction,
 } from '../ports/system-actions.js';
 import type { Engine, MessageHandler, Sender } from '../runtime/index.js';
+import type { SystemActionName } from '../ports/system-actions.js';
 import type { DeliveryResponse } from '../runtime/delivery/index.js';
 import type { AcknowledgementHandler } from './module.js';
 
@@ -112,4 +113,35 @@ export class AcknowledgementRouter {
     const handler = this.handlers.get(ack?.correlation?.process);
     if (handler) await handler(ack, tx);
   };
+}
+
+/** The actions each system performs, contributed by modules; one engine sender per system. */
+export class ActionRegistry {
+  private readonly bySystem = new Map<string, Map<SystemActionName, ActionPerformer>>();
+
+  register(destination: string, action: SystemActionName, performer: ActionPerformer): void {
+    let actions = this.bySystem.get(destination);
+    if (!actions) this.bySystem.set(destination, (actions = new Map()));
+    if (actions.has(action)) {
+      throw new Error(`${destination} already has a performer for ${action}`);
+    }
+    actions.set(action, performer);
+  }
+
+  /** Registers one dispatching sender per system that performs any action. */
+  registerSenders(engine: Pick<Engine, 'accept' | 'registerSender'>, now?: () => number): void {
+    for (const [destination, actions] of this.bySystem) {
+      const dispatch: ActionPerformer = (action, ctx) => {
+        const perform = actions.get(action.action);
+        if (!perform) {
+          throw new ActionError(
+            `${destination} does not perform ${action.action} (it performs ${[...actions.keys()].join(', ')})`,
+            'permanent',
+          );
+        }
+        return perform(action, ctx);
+      };
+      engine.registerSender(destination, actionSender(engine, destination, dispatch, now));
+    }
+  }
 }

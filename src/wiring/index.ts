@@ -1,6 +1,7 @@
 // The feature modules the application runs, in start order: modules that offer services
 // (connectors, routing, inventory, customers) before the processes that use them.
 import { customersModule } from './customers.js';
+import { ingressModule } from './ingress.js';
 import { inventoryModule } from './inventory.js';
 import type { FeatureModule } from './module.js';
 import { ordersModule } from './orders.js';
@@ -10,7 +11,7 @@ import { systemsModule } from './systems.js';
 import { webhooksModule } from './webhooks.js';
 
 export type * from './module.js';
-export { AcknowledgementRouter, actionSender, failureResponse } from './actions.js';
+export { AcknowledgementRouter, ActionRegistry, actionSender, failureResponse } from './actions.js';
 
 export const MODULES: readonly FeatureModule[] = [
   systemsModule,
@@ -19,5 +20,6 @@ export const MODULES: readonly FeatureModule[] = [
   customersModule,
   ordersModule,
   pricingModule,
+  ingressModule,
   webhooksModule,
 ];

@@ -10,7 +10,11 @@ import type { CustomerResolverPort } from '../ports/customers.js';
 import type { ErpPort } from '../ports/erp.js';
 import type { ErpRouter } from '../ports/routing.js';
 import type { StockReservationPort } from '../ports/stock.js';
-import type { SystemAcknowledgement } from '../ports/system-actions.js';
+import type {
+  ActionPerformer,
+  SystemAcknowledgement,
+  SystemActionName,
+} from '../ports/system-actions.js';
 import type { Engine, HandlerTx } from '../runtime/index.js';
 import type { DeliveryGate } from '../runtime/delivery/index.js';
 import type { Dialect, Migration, Store } from '../store/index.js';
@@ -43,6 +47,13 @@ export interface ModuleContext {
    * See src/ports/system-actions.ts.
    */
   onAcknowledged(process: string, handler: AcknowledgementHandler): void;
+  /**
+   * Declares how `destination` (a system id) performs `action`. Several modules may contribute
+   * actions to one system (orders post sales to the ERP, pricing pushes prices to the commerce
+   * platform); the app registers one engine sender per system that dispatches by action. Do not
+   * call `engine.registerSender` for a system that performs actions.
+   */
+  registerAction(destination: string, action: SystemActionName, performer: ActionPerformer): void;
   /** Appends to the hash-chained audit log. */
   audit(entry: {
     actor: string;
