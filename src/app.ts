@@ -13,37 +13,27 @@ import { buildServer } from './api/server.js';
 import type { DescribedEvent, RejectedEvent } from './api/types.js';
 import { catalogue, eventByName, eventByType, parseEvent } from './canonical/index.js';
 import { packageVersion } from './config/package-root.js';
-import type { EstateConfig, SystemConfig } from './config/schema.js';
+import type { EstateConfig } from './config/schema.js';
 import { createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { createEngine } from './runtime/index.js';
 import type { Engine, MessageHandler, PriorityClass } from './runtime/index.js';
 import { createDeliveryGate } from './runtime/delivery/index.js';
-import type { DeliveryGate, DestinationPolicy } from './runtime/delivery/index.js';
+import type { DeliveryGate } from './runtime/delivery/index.js';
 import { openStore } from './store/index.js';
 import type { Migration, Store } from './store/index.js';
 import { appendAudit } from './api/auth/audit.js';
 import { SYSTEM_ACKNOWLEDGED_TYPE } from './ports/system-actions.js';
 import { AcknowledgementRouter, ActionRegistry, MODULES } from './wiring/index.js';
-import type { FeatureModule, ModuleInstance, Services } from './wiring/index.js';
+import { destinationPolicies } from './wiring/policies.js';
+
+export { destinationPolicies };
+import type { FeatureModule, MessageObserver, ModuleInstance, Services } from './wiring/index.js';
+import { Counter } from 'prom-client';
+import { residencyRefusal } from './config/sections/residency.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-/** The delivery policy of each configured system, from its limits, retry and breaker settings. */
-export function destinationPolicies(systems: readonly SystemConfig[]): DestinationPolicy[] {
-  return systems.map((s) => ({
-    id: s.id,
-    timeoutMs: s.limits.timeoutMs,
-    retry: { ...s.retry },
-    circuitBreaker: {
-      consecutiveFailures: s.circuitBreaker.consecutiveFailures,
-      halfOpenAfterMs: s.circuitBreaker.halfOpenAfterMs,
-    },
-    concurrency: { max: s.limits.concurrency, adaptive: s.limits.adaptiveConcurrency },
-    rate: { perSecond: s.limits.ratePerSecond, burst: s.limits.burst },
-  }));
-}
 
 /**
  * Describes a body for the generic ingest: validates it against the catalogue and gives its
@@ -156,13 +146,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
 
   const metrics = createMetrics({ engine, circuits: () => gate.statuses() });
 
-  // Feature modules register their handlers, senders and services first.
-  const handled = new Set<string>();
+  // Feature modules register their handlers, senders and services first. Handlers are collected
+  // and registered once every module has started, so observers see every canonical event.
+  const handlers = new Map<string, MessageHandler>();
+  const observers: MessageObserver[] = [];
   const moduleEngine: Engine = Object.create(engine, {
     registerHandler: {
       value: (type: string, handler: MessageHandler) => {
-        handled.add(type);
-        engine.registerHandler(type, handler);
+        if (handlers.has(type)) throw new Error(`a handler for ${type} is already registered`);
+        handlers.set(type, handler);
       },
     },
   }) as Engine;
@@ -182,6 +174,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           metrics,
           services,
           onAcknowledged: (process, handler) => acknowledgements.on(process, handler),
+          observe: (observer) => observers.push(observer),
           registerAction: (destination, action, performer) =>
             actions.register(destination, action, performer),
           audit: (entry) => appendAudit(store, entry, now()),
@@ -195,12 +188,38 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   moduleEngine.registerHandler(SYSTEM_ACKNOWLEDGED_TYPE, acknowledgements.handler);
-  actions.registerSenders(engine, now);
-  // Canonical events that no process handles yet are complete once durably accepted: they stay
-  // readable for the retention window.
+  // Canonical events that no process handles are complete once durably accepted (and observed):
+  // they stay readable for the retention window.
   for (const entry of catalogue) {
-    if (!handled.has(entry.type)) engine.registerHandler(entry.type, async () => undefined);
+    if (!handlers.has(entry.type)) handlers.set(entry.type, async () => undefined);
   }
+  const canonicalTypes = new Set<string>(catalogue.map((e) => e.type));
+  for (const [type, handler] of handlers) {
+    if (!canonicalTypes.has(type) || observers.length === 0) {
+      engine.registerHandler(type, handler);
+      continue;
+    }
+    engine.registerHandler(type, async (message, tx) => {
+      await handler(message, tx);
+      for (const observer of observers) await observer(message, tx);
+    });
+  }
+  const residencyRefusals = new Counter({
+    name: 'middlemart_residency_refusals_total',
+    help: "Deliveries refused because the system's region may not hold the customer's data",
+    labelNames: ['destination', 'action'],
+    registers: [metrics.registry],
+  });
+  const systemRegions = new Map(config.systems.map((s) => [s.id, s.region]));
+  actions.registerSenders(engine, {
+    now,
+    residency: (destination, customerRegion) =>
+      residencyRefusal(config.residency, customerRegion, {
+        id: destination,
+        region: systemRegions.get(destination),
+      }),
+    onResidencyRefusal: (destination, action) => residencyRefusals.inc({ destination, action }),
+  });
 
   let server: FastifyInstance | undefined;
   let url: string | undefined;

@@ -19,6 +19,8 @@ import { register as registerSandbox } from './commands/sandbox.js';
 import { register as registerSimulate } from './commands/simulate.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerKeys } from './commands/keys.js';
+import { register as registerAudit } from './commands/audit.js';
+import { register as registerMatch } from './commands/match.js';
 
 /** What every command module exports as `register`. */
 export type RegisterCommand = (program: Command) => void;
@@ -32,6 +34,8 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerSimulate,
   registerConfig,
   registerKeys,
+  registerAudit,
+  registerMatch,
 ];
 // ----------------------------------------------------------------------------------------------
 

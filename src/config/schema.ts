@@ -9,6 +9,7 @@ import { CustomersConfigSchema } from './sections/customers.js';
 import { InventoryConfigSchema } from './sections/inventory.js';
 import { OrdersConfigSchema } from './sections/orders.js';
 import { PricingConfigSchema } from './sections/pricing.js';
+import { ResidencyConfigSchema } from './sections/residency.js';
 import { WebhooksConfigSchema } from './sections/webhooks.js';
 
 /** The kinds of system a connector exists for. */
@@ -435,6 +436,8 @@ export const EstateConfigSchema = z
     customers: CustomersConfigSchema.prefault({}),
     pricing: PricingConfigSchema.prefault({}),
     webhooks: WebhooksConfigSchema.prefault({}),
+    /** Where customers' personal data may go (src/config/sections/residency.ts). */
+    residency: ResidencyConfigSchema.prefault({}),
   })
   .superRefine(crossReferences, { when: () => true });
 

@@ -21,6 +21,12 @@ export interface ActionCorrelation {
 
 interface ActionBase {
   correlation: ActionCorrelation;
+  /**
+   * Set when the action carries a customer's personal data: the customer's residency region.
+   * A system whose configured region the residency rules do not allow for it is refused the
+   * action (dead-lettered with a residency reason), never sent it.
+   */
+  pii?: { customerRegion: string };
 }
 
 export type SystemAction =

@@ -128,10 +128,28 @@ export class ActionRegistry {
     actions.set(action, performer);
   }
 
-  /** Registers one dispatching sender per system that performs any action. */
-  registerSenders(engine: Pick<Engine, 'accept' | 'registerSender'>, now?: () => number): void {
+  /**
+   * Registers one dispatching sender per system that performs any action. An action carrying a
+   * customer's personal data is refused (permanently: dead-lettered with the reason, never sent)
+   * when `residency` says the system may not hold that customer's data.
+   */
+  registerSenders(
+    engine: Pick<Engine, 'accept' | 'registerSender'>,
+    opts: {
+      now?: () => number;
+      residency?: (destination: string, customerRegion: string) => string | undefined;
+      onResidencyRefusal?: (destination: string, action: SystemActionName) => void;
+    } = {},
+  ): void {
     for (const [destination, actions] of this.bySystem) {
       const dispatch: ActionPerformer = (action, ctx) => {
+        if (action.pii && opts.residency) {
+          const refusal = opts.residency(destination, action.pii.customerRegion);
+          if (refusal) {
+            opts.onResidencyRefusal?.(destination, action.action);
+            throw new ActionError(refusal, 'permanent', { code: 'residency' });
+          }
+        }
         const perform = actions.get(action.action);
         if (!perform) {
           throw new ActionError(
@@ -141,7 +159,7 @@ export class ActionRegistry {
         }
         return perform(action, ctx);
       };
-      engine.registerSender(destination, actionSender(engine, destination, dispatch, now));
+      engine.registerSender(destination, actionSender(engine, destination, dispatch, opts.now));
     }
   }
 }

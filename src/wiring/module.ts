@@ -15,7 +15,7 @@ import type {
   SystemAcknowledgement,
   SystemActionName,
 } from '../ports/system-actions.js';
-import type { Engine, HandlerTx } from '../runtime/index.js';
+import type { Engine, HandlerTx, QueuedMessage } from '../runtime/index.js';
 import type { DeliveryGate } from '../runtime/delivery/index.js';
 import type { Dialect, Migration, Store } from '../store/index.js';
 
@@ -30,6 +30,9 @@ export interface Services {
   /** Customer references to golden ids (customers domain). */
   customers?: CustomerResolverPort;
 }
+
+/** Sees a canonical event message after its handler, in the handler's transaction. */
+export type MessageObserver = (message: QueuedMessage, tx: HandlerTx) => Promise<void>;
 
 /** Handles acknowledgements of actions a process asked for, in the ack message's transaction. */
 export type AcknowledgementHandler = (ack: SystemAcknowledgement, tx: HandlerTx) => Promise<void>;
@@ -54,6 +57,12 @@ export interface ModuleContext {
    * call `engine.registerSender` for a system that performs actions.
    */
   registerAction(destination: string, action: SystemActionName, performer: ActionPerformer): void;
+  /**
+   * Observes every canonical event message (each type of the catalogue) after its handler, in the
+   * same transaction: what the observer writes (deliveries, state) commits with the handler's
+   * effects or not at all. For cross-cutting fan-out such as outbound webhooks.
+   */
+  observe(observer: MessageObserver): void;
   /** Appends to the hash-chained audit log. */
   audit(entry: {
     actor: string;

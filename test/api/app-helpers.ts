@@ -38,10 +38,12 @@ export async function startTestApp(
     workers?: boolean;
     logger?: Logger;
     jwt?: JwtOptions;
+    /** The estate config (YAML) instead of the default one-ERP estate. */
+    estate?: string;
   } = {},
 ): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'mm-api-'));
-  const parsed = parseConfig(ESTATE, 'test.yaml', {});
+  const parsed = parseConfig(opts.estate ?? ESTATE, 'test.yaml', {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
   const config = {
     ...parsed.config,
