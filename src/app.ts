@@ -15,10 +15,12 @@ import { catalogue, eventByName, eventByType, parseEvent } from './canonical/ind
 import { packageVersion } from './config/package-root.js';
 import type { EstateConfig } from './config/schema.js';
 import { createLogger } from './observability/logger.js';
+import { createTracing, tracedHandler, tracedSender } from './observability/tracing.js';
+import type { Tracing } from './observability/tracing.js';
 import { createMetrics } from './observability/metrics.js';
 import type { Metrics } from './observability/metrics.js';
 import { createEngine } from './runtime/index.js';
-import type { Engine, MessageHandler, PriorityClass } from './runtime/index.js';
+import type { Engine, MessageHandler, PriorityClass, Sender } from './runtime/index.js';
 import { createDeliveryGate } from './runtime/delivery/index.js';
 import type { DeliveryGate } from './runtime/delivery/index.js';
 import { openStore } from './store/index.js';
@@ -81,6 +83,8 @@ export interface AppOptions {
   modules?: readonly FeatureModule[];
   /** Epoch ms clock handed to modules (default Date.now). */
   now?: () => number;
+  /** OpenTelemetry tracing; default from the environment (`OTEL_EXPORTER_OTLP_ENDPOINT`). */
+  tracing?: Tracing;
 }
 
 export interface App {
@@ -119,6 +123,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const roles = new Set(config.engine.roles);
   const modules = opts.modules ?? MODULES;
   const now = opts.now ?? Date.now;
+  const tracing = opts.tracing ?? createTracing({ serviceVersion: packageVersion() });
 
   const store = await openStore(opts.storeUrl ?? config.store.url);
   try {
@@ -156,6 +161,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
         if (handlers.has(type)) throw new Error(`a handler for ${type} is already registered`);
         handlers.set(type, handler);
       },
+    },
+    registerSender: {
+      value: (destination: string, sender: Sender) =>
+        engine.registerSender(destination, tracedSender(tracing, destination, sender)),
     },
   }) as Engine;
   const acknowledgements = new AcknowledgementRouter();
@@ -196,13 +205,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const canonicalTypes = new Set<string>(catalogue.map((e) => e.type));
   for (const [type, handler] of handlers) {
     if (!canonicalTypes.has(type) || observers.length === 0) {
-      engine.registerHandler(type, handler);
+      engine.registerHandler(type, tracedHandler(tracing, type, handler));
       continue;
     }
-    engine.registerHandler(type, async (message, tx) => {
+    const observed: MessageHandler = async (message, tx) => {
       await handler(message, tx);
       for (const observer of observers) await observer(message, tx);
-    });
+    };
+    engine.registerHandler(type, tracedHandler(tracing, type, observed));
   }
   const residencyRefusals = new Counter({
     name: 'middlemart_residency_refusals_total',
@@ -211,7 +221,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     registers: [metrics.registry],
   });
   const systemRegions = new Map(config.systems.map((s) => [s.id, s.region]));
-  actions.registerSenders(engine, {
+  actions.registerSenders(moduleEngine, {
     now,
     residency: (destination, customerRegion) =>
       residencyRefusal(config.residency, customerRegion, {
@@ -245,6 +255,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           ),
           keyStore: store,
           metrics,
+          tracing,
           ops: {
             deadLetters: engine.deadLetters,
             stats: () => engine.stats(),
@@ -282,6 +293,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       for (const instance of instances) await instance.stop?.().catch(() => undefined);
       await engine.stop();
       metrics.close();
+      await tracing.shutdown().catch(() => undefined);
       await store.close();
     })();
     return stopping;

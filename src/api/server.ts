@@ -12,6 +12,7 @@ import type {
 } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { childTraceparent, traceIdOf } from '../observability/trace-context.js';
+import { NO_TRACING } from '../observability/tracing.js';
 import {
   buildProblem,
   installProblemHandlers,
@@ -128,6 +129,7 @@ function registerCore(server: FastifyInstance, deps: ApiDeps): void {
   server.decorateRequest('rawBody', undefined);
   server.decorateRequest('traceparent', '');
   server.decorateRequest('traceId', '');
+  server.decorateRequest('hop', undefined);
   server.addSchema(problemSchema);
 
   // Only JSON bodies are read; every other media type is refused with 415.
@@ -145,9 +147,21 @@ function registerCore(server: FastifyInstance, deps: ApiDeps): void {
     },
   );
 
+  const tracing = deps.tracing ?? NO_TRACING;
   server.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const incoming = request.headers[TRACEPARENT_HEADER];
-    request.traceparent = childTraceparent(typeof incoming === 'string' ? incoming : undefined);
+    const parent = typeof incoming === 'string' ? incoming : undefined;
+    if (tracing.enabled) {
+      const route = request.routeOptions.url ?? 'unmatched';
+      request.hop = tracing.start(`${request.method} ${route}`, 'server', parent, {
+        'http.request.method': request.method,
+        'http.route': route,
+        'url.path': request.url.split('?')[0] ?? '',
+      });
+      request.traceparent = request.hop.traceparent;
+    } else {
+      request.traceparent = childTraceparent(parent);
+    }
     request.traceId = traceIdOf(request.traceparent) ?? '';
     // Every later line of this request (ours and Fastify's "request completed") names its trace.
     request.log = request.log.child({ traceId: request.traceId });
@@ -168,6 +182,13 @@ function registerCore(server: FastifyInstance, deps: ApiDeps): void {
 
   installProblemHandlers(server);
   installAccessControl(server, deps.authenticate);
+
+  if (tracing.enabled) {
+    server.addHook('onResponse', async (request, reply) => {
+      request.hop?.setAttributes({ 'http.response.status_code': reply.statusCode });
+      request.hop?.end(reply.statusCode >= 500 ? `HTTP ${reply.statusCode}` : undefined);
+    });
+  }
 
   const metrics = deps.metrics;
   if (metrics) {

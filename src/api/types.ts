@@ -4,6 +4,7 @@ import type { Engine } from '../runtime/engine.js';
 import type { AcceptRequest, AcceptResult, EngineStats, PriorityClass } from '../runtime/types.js';
 import type { KeyStore } from './auth/api-keys.js';
 import type { Authenticator } from './auth/roles.js';
+import type { Hop, Tracing } from '../observability/tracing.js';
 
 /** What the catalogue says of a valid canonical CloudEvent. */
 export interface DescribedEvent {
@@ -35,6 +36,8 @@ export interface ApiDeps {
   keyStore?: KeyStore;
   /** Prometheus metrics; `/metrics` exists when given. */
   metrics?: HttpMetrics;
+  /** OpenTelemetry: each request is a server span (default: traceparents only, no spans). */
+  tracing?: Tracing;
 }
 
 export interface OpsDeps {
@@ -59,5 +62,7 @@ declare module 'fastify' {
     traceparent: string;
     /** The trace id of `traceparent`. */
     traceId: string;
+    /** This request's span (ended when the answer is sent). */
+    hop: Hop | undefined;
   }
 }

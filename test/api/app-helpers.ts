@@ -12,6 +12,7 @@ import type { JwtOptions } from '../../src/api/auth/jwt.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { Logger } from 'pino';
+import type { Tracing } from '../../src/observability/tracing.js';
 
 const ESTATE = `version: 1
 systems:
@@ -40,6 +41,7 @@ export async function startTestApp(
     jwt?: JwtOptions;
     /** The estate config (YAML) instead of the default one-ERP estate. */
     estate?: string;
+    tracing?: Tracing;
   } = {},
 ): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'mm-api-'));
@@ -58,6 +60,7 @@ export async function startTestApp(
     storeUrl: `sqlite:${join(dir, 'mm.db')}`,
     logger: opts.logger ?? createLogger({ level: 'silent' }),
     ...(opts.jwt ? { jwt: opts.jwt } : {}),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
     rateTiers: opts.rateTiers ?? {
       standard: { requestsPerSecond: 100_000 },
       premium: { requestsPerSecond: 100_000 },
