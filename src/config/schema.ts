@@ -275,6 +275,12 @@ const System = z
     limits: Limits.prefault({}),
     retry: Retry.prefault({}),
     circuitBreaker: CircuitBreaker.prefault({}),
+    /**
+     * `builtin` (default): Middlemart's connector for the kind talks to it. `custom`: code
+     * embedding Middlemart registers the system's sender itself (`engine.registerSender`); the
+     * built-in connectors leave it alone, the delivery gate still applies its limits.
+     */
+    connector: z.enum(['builtin', 'custom']).default('builtin'),
     /** Connector-specific options (API version, database name, …). */
     settings: z
       .record(
@@ -302,17 +308,30 @@ const System = z
     { when: () => true },
   );
 
+/** The process domains an ERP routing rule may name (src/ports/routing.ts `ErpProcess`). */
+export const ROUTED_PROCESSES = ['order', 'return', 'inventory', 'customer', 'price'] as const;
+
+/** One value or a non-empty list of values (any of them matches). */
+const oneOrMany = <T extends z.ZodType<string>>(value: T) =>
+  z.union([value, z.array(value).min(1, 'list at least one value')]);
+
+/**
+ * A routing rule: the first rule whose every condition holds chooses the system; an absent
+ * condition accepts anything, a list accepts any of its values (src/domains/routing).
+ */
 const RoutingRule = z.strictObject({
   name: z.string().regex(SYSTEM_ID, "rule names are lower-case words joined by '-'"),
   when: z.strictObject({
-    event: EventName,
-    region: Region.optional(),
-    businessUnit: z.string().min(1).optional(),
-    channel: z.string().min(1).optional(),
-    country: z
-      .string()
-      .regex(COUNTRY, 'countries are ISO 3166-1 alpha-2 codes such as DE')
-      .optional(),
+    /** Process domain: order, return, inventory, customer, price. */
+    process: oneOrMany(z.enum(ROUTED_PROCESSES)).optional(),
+    event: oneOrMany(EventName).optional(),
+    businessUnit: oneOrMany(z.string().min(1)).optional(),
+    country: oneOrMany(
+      z.string().regex(COUNTRY, 'countries are ISO 3166-1 alpha-2 codes such as DE'),
+    ).optional(),
+    region: oneOrMany(Region).optional(),
+    channel: oneOrMany(z.string().min(1)).optional(),
+    store: oneOrMany(z.string().min(1)).optional(),
   }),
   to: SystemId,
 });
@@ -396,9 +415,16 @@ function crossReferences(config: unknown, ctx: z.RefinementCtx): void {
     }
   }
   rules.forEach((rule: unknown, i) => {
-    if (!isRecord(rule) || !isRecord(rule.when) || typeof rule.when.event !== 'string') return;
-    const message = unknownEvent(rule.when.event);
-    if (message) ctx.addIssue({ code: 'custom', path: ['routing', i, 'when', 'event'], message });
+    if (!isRecord(rule) || !isRecord(rule.when)) return;
+    const event = rule.when.event;
+    const events: Array<[unknown, (string | number)[]]> = Array.isArray(event)
+      ? event.map((e, j) => [e, ['routing', i, 'when', 'event', j]])
+      : [[event, ['routing', i, 'when', 'event']]];
+    for (const [name, path] of events) {
+      if (typeof name !== 'string') continue;
+      const message = unknownEvent(name);
+      if (message) ctx.addIssue({ code: 'custom', path, message });
+    }
   });
   if (isRecord(config.fieldOwnership)) {
     for (const [entity, fields] of Object.entries(config.fieldOwnership)) {
@@ -444,5 +470,10 @@ export const EstateConfigSchema = z
 export type EstateConfig = z.output<typeof EstateConfigSchema>;
 export type EstateConfigInput = z.input<typeof EstateConfigSchema>;
 export type SystemConfig = EstateConfig['systems'][number];
+
+/** The systems Middlemart's own connectors serve (every one not marked `connector: custom`). */
+export function builtinSystems(config: Pick<EstateConfig, 'systems'>): SystemConfig[] {
+  return config.systems.filter((s) => s.connector !== 'custom');
+}
 export type RoutingRuleConfig = EstateConfig['routing'][number];
 export type PriorityClassName = (typeof PRIORITY_CLASS_NAMES)[number];

@@ -48,6 +48,15 @@ const E2E_BUCKETS = [
 ];
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/**
+ * The business flow of a message type: `com.middlemart.order.created.v1` → `order`; internal
+ * types (`com.middlemart.system.acknowledged.v1`) → `system`; anything else → `other`.
+ */
+export function flowOf(type: string): string {
+  const m = /^com\.middlemart\.([a-z_]+)\./.exec(type);
+  return m?.[1] ?? 'other';
+}
+
 export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
   const { engine } = sources;
@@ -185,10 +194,44 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  // Transactions by business flow (the event family: order, inventory, price, customer …) and
+  // outcome. Success rate per flow = processed / (processed + dead_lettered).
+  const transactions = new Counter({
+    name: 'middlemart_transactions_total',
+    help: 'Canonical transactions by flow and outcome (accepted, processed, dead_lettered)',
+    labelNames: ['flow', 'outcome'],
+    registers: [registry],
+  });
+  const flowLatency = new Histogram({
+    name: 'middlemart_flow_processing_seconds',
+    help: 'From the accept of a transaction to the end of its processing, by flow',
+    labelNames: ['flow', 'class'],
+    buckets: E2E_BUCKETS,
+    registers: [registry],
+  });
+
+  const onAccepted = (e: { type: string }) =>
+    transactions.inc({ flow: flowOf(e.type), outcome: 'accepted' });
+  const onProcessed = (e: { type: string; priority: string; latencyMs: number }) => {
+    const flow = flowOf(e.type);
+    transactions.inc({ flow, outcome: 'processed' });
+    flowLatency.observe({ flow, class: e.priority }, e.latencyMs / 1000);
+  };
   const onDelivered = (e: { destination: string; priority: string; endToEndMs: number }) =>
     endToEnd.observe({ destination: e.destination, class: e.priority }, e.endToEndMs / 1000);
-  const onDeadLettered = (e: { kind: string; destination?: string; reason: string }) =>
+  const onDeadLettered = (e: {
+    kind: string;
+    destination?: string;
+    type?: string;
+    reason: string;
+  }) => {
     deadLettered.inc({ kind: e.kind, destination: e.destination ?? '', reason: e.reason });
+    if (e.kind === 'message' && e.type) {
+      transactions.inc({ flow: flowOf(e.type), outcome: 'dead_lettered' });
+    }
+  };
+  engine.events.on('accepted', onAccepted);
+  engine.events.on('processed', onProcessed);
   engine.events.on('delivered', onDelivered);
   engine.events.on('dead-lettered', onDeadLettered);
 
@@ -198,6 +241,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
       http.observe({ method, route, status: String(status) }, seconds),
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     close: () => {
+      engine.events.off('accepted', onAccepted);
+      engine.events.off('processed', onProcessed);
       engine.events.off('delivered', onDelivered);
       engine.events.off('dead-lettered', onDeadLettered);
     },

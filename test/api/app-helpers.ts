@@ -19,6 +19,7 @@ systems:
   - id: erp
     kind: rest-erp
     baseUrl: http://127.0.0.1:9
+    connector: custom
 `;
 
 export interface TestApp {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { createMetrics } from '../../src/observability/metrics.js';
+import { createMetrics, flowOf } from '../../src/observability/metrics.js';
 import { adjustment, startTestApp } from '../api/app-helpers.js';
 
 const TYPE = 'test.price-push.v1';
@@ -12,6 +12,12 @@ function value(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
+
+void test('flows are named by the event family', () => {
+  assert.equal(flowOf('com.middlemart.order.created.v1'), 'order');
+  assert.equal(flowOf('com.middlemart.inventory.availability_changed.v1'), 'inventory');
+  assert.equal(flowOf('test.price-push.v1'), 'other');
+});
 
 void test('/metrics exports the engine, the queues, the circuits and HTTP durations', async (t) => {
   const api = await startTestApp();
@@ -86,6 +92,16 @@ void test('/metrics exports the engine, the queues, the circuits and HTTP durati
       'middlemart_http_request_duration_seconds_count{method="GET",route="/metrics",status="401"}',
     ),
     1,
+  );
+  assert.equal(
+    value(text, 'middlemart_transactions_total{flow="inventory",outcome="accepted"}'),
+    1,
+  );
+  assert.equal(value(text, 'middlemart_transactions_total{flow="other",outcome="accepted"}'), 3);
+  assert.equal(value(text, 'middlemart_transactions_total{flow="other",outcome="processed"}'), 3);
+  assert.equal(
+    value(text, 'middlemart_flow_processing_seconds_count{flow="other",class="critical"}'),
+    3,
   );
   assert.match(text, /^# TYPE middlemart_messages_accepted_total counter$/m);
   assert.match(text, /^middlemart_process_cpu_user_seconds_total /m);
