@@ -85,6 +85,8 @@ export interface AppOptions {
   now?: () => number;
   /** OpenTelemetry tracing; default from the environment (`OTEL_EXPORTER_OTLP_ENDPOINT`). */
   tracing?: Tracing;
+  /** The file `config` was read from: modules watch it for changes they apply live (routing). */
+  configFile?: string;
 }
 
 export interface App {
@@ -176,6 +178,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       instances.push(
         await module.start({
           config,
+          ...(opts.configFile ? { configFile: opts.configFile } : {}),
           store,
           engine: moduleEngine,
           gate,

@@ -39,6 +39,8 @@ export type AcknowledgementHandler = (ack: SystemAcknowledgement, tx: HandlerTx)
 
 export interface ModuleContext {
   readonly config: EstateConfig;
+  /** The estate config file the app was started from, when there is one (watched for reloads). */
+  readonly configFile?: string;
   readonly store: Store;
   readonly engine: Engine;
   readonly gate: DeliveryGate;

@@ -111,7 +111,12 @@ async function start(options: StartOptions, port: number | undefined, io: CliOut
   const logger = createLogger({ name: 'middlemart', level });
   let app: App;
   try {
-    app = await startApp({ config, logger, ...(port === undefined ? {} : { port }) });
+    app = await startApp({
+      config,
+      logger,
+      configFile: path,
+      ...(port === undefined ? {} : { port }),
+    });
   } catch (err) {
     await estate?.stop();
     io.err(`middlemart: could not start: ${err instanceof Error ? err.message : String(err)}`);
