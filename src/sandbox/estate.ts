@@ -88,7 +88,14 @@ export const ESTATE_LAYOUT: readonly EstateLayoutEntry[] = [
     identifiers: {},
     secrets: { apiKey: 'SANDBOX_LOYALTY_API_KEY' },
   },
-  { id: 'wms', kind: 'wms', offset: 7, region: 'eu', identifiers: {}, secrets: {} },
+  {
+    id: 'wms',
+    kind: 'wms',
+    offset: 7,
+    region: 'eu',
+    identifiers: {},
+    secrets: { webhookSecret: 'SANDBOX_WMS_WEBHOOK_SECRET' },
+  },
   { id: 'tax', kind: 'tax', offset: 8, region: 'eu', identifiers: {}, secrets: {} },
   {
     id: 'notifications',
@@ -145,7 +152,12 @@ export function generateSandboxEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const entry of ESTATE_LAYOUT) {
     for (const [key, name] of Object.entries(entry.secrets)) {
-      env[name] = key === 'accessToken' ? secret('shpat_') : secret();
+      env[name] =
+        key === 'accessToken'
+          ? secret('shpat_')
+          : name === 'SANDBOX_WMS_WEBHOOK_SECRET'
+            ? `whsec_${randomBytes(24).toString('base64')}`
+            : secret();
     }
   }
   return env;
@@ -219,7 +231,12 @@ export async function startEstate(opts: EstateOptions = {}): Promise<Estate> {
     crm: () => createCrm({ ...common('crm', 5), apiKey: env.SANDBOX_CRM_API_KEY as string }),
     loyalty: () =>
       createLoyalty({ ...common('loyalty', 6), apiKey: env.SANDBOX_LOYALTY_API_KEY as string }),
-    wms: () => createWms({ ...common('wms', 7) }),
+    wms: () =>
+      createWms({
+        ...common('wms', 7),
+        webhookSecret: env.SANDBOX_WMS_WEBHOOK_SECRET as string,
+        ...(mm ? { webhookUrl: `${mm}/v1/webhooks/wms/wms` } : {}),
+      }),
     tax: () => createTaxEngine({ ...common('tax', 8) }),
     notifications: () => createNotifications({ ...common('notifications', 9) }),
   };
