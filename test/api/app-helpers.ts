@@ -20,6 +20,9 @@ systems:
     kind: rest-erp
     baseUrl: http://127.0.0.1:9
     connector: custom
+  - id: wms
+    kind: wms
+    baseUrl: http://127.0.0.1:9
 `;
 
 export interface TestApp {

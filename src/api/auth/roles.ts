@@ -62,6 +62,11 @@ declare module 'fastify' {
     access?: Access;
     /** The route takes no request body (so its schema declares none). */
     noBody?: boolean;
+    /**
+     * A `public` route that authenticates each request by a signature instead of an API key
+     * names the header carrying it; the route answers 401 when it is missing or wrong.
+     */
+    signature?: string;
   }
   interface FastifyRequest {
     /** The authenticated caller; undefined on public routes. */

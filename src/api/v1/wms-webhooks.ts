@@ -58,7 +58,7 @@ export function wmsWebhookRoutes(deps: WmsWebhookDeps): FastifyPluginAsync {
     server.post<{ Params: { systemId: string } }>(
       '/v1/webhooks/wms/:systemId',
       {
-        config: { access: ACCESS.public },
+        config: { access: ACCESS.public, signature: 'webhook-signature' },
         schema: {
           tags: ['webhooks'],
           summary: 'Receive a signed shipment confirmation from a warehouse system',
