@@ -42,6 +42,12 @@ export interface NormalisedCustomer {
   dateOfBirth?: string;
   /** Standardised tokens (street → st, …), number included. */
   street?: string;
+  /** The house number alone (compared on its own when present). */
+  streetNumber?: string;
+  /** The street without its number, standardised tokens. */
+  streetName?: string;
+  /** Second address line (building, locality), standardised tokens. */
+  addressLine2?: string;
   postcode?: string;
   city?: string;
   state?: string;
