@@ -186,10 +186,16 @@ export class CanonicalEvents {
     };
   }
 
+  /**
+   * A refund issued by the commerce platform, as the return Middlemart must process: the money
+   * is refunded at the source, so it arrives as `return.requested` with status completed, like
+   * the platform's own webhooks and the stores' returns (the returns process posts the credit,
+   * restocks and reverses loyalty).
+   */
   returnCompleted(r: RefundRecord, o: OrderRecord): CloudEvent {
     const ret = this.returnFromRefund(r, o);
     return makeEvent(
-      'return.completed',
+      'return.requested',
       ret,
       this.envelope(
         `${this.commerce}:refund:${r.id.toString()}`,
@@ -252,7 +258,7 @@ export class CanonicalEvents {
     };
   }
 
-  /** A POS transaction as its canonical event: order.created for a sale, return.completed for a return. */
+  /** A POS transaction as its canonical event: order.created for a sale, return.requested for a return. */
   posTransaction(tx: PosTransaction): CloudEvent {
     const env = this.envelope(
       `${this.pos}:${tx.transactionId}`,
@@ -261,7 +267,7 @@ export class CanonicalEvents {
     );
     return tx.kind === 'sale'
       ? makeEvent('order.created', this.orderFromPos(tx), env)
-      : makeEvent('return.completed', this.returnFromPos(tx), env);
+      : makeEvent('return.requested', this.returnFromPos(tx), env);
   }
 
   stockAdjusted(input: {
