@@ -1,7 +1,213 @@
-// The customers module (not built yet).
+// The customers module: golden records, matching, consent, stewardship and the 360 view. It owns
+// migrations 3000+, handles `customer.created`, `customer.updated` and `consent.changed` from any
+// source (plus its own stewardship messages), offers `services.customers` (the resolver the order
+// process uses), and serves /v1/customers and /v1/stewardship. The PII key comes from
+// MIDDLEMART_PII_KEY, a key file, or (embedded default only) is generated beside the database.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { customerRoutes } from '../api/v1/customers.js';
+import { stewardshipRoutes } from '../api/v1/stewardship.js';
+import { eventByName } from '../canonical/index.js';
+import { createCustomerSources } from '../connectors/customer360/index.js';
+import {
+  CUSTOMER_ATTRIBUTES,
+  Customer360,
+  CustomerDirectory,
+  customerMigrations,
+  decodePiiKey,
+  PiiVault,
+  STEWARDSHIP_DECIDED_TYPE,
+  StewardshipQueries,
+  UNMERGE_REQUESTED_TYPE,
+  type CustomerAttribute,
+  type PiiKeys,
+} from '../domains/customers/index.js';
+import { createMatcher, defaultParameters } from '../domains/customers/matching/index.js';
+import { normaliseCustomer } from '../domains/customers/normalise.js';
+import type { EstateConfig } from '../config/schema.js';
 import type { FeatureModule } from './module.js';
+
+export const PII_KEY_ENV = 'MIDDLEMART_PII_KEY';
+/** Comma-separated base64 keys of earlier rotations, still used to open older values. */
+export const PII_PREVIOUS_KEYS_ENV = 'MIDDLEMART_PII_PREVIOUS_KEYS';
+/** Pins the blind-index key (base64, 32 bytes) across key rotations. */
+export const PII_INDEX_KEY_ENV = 'MIDDLEMART_PII_INDEX_KEY';
+
+/**
+ * The PII keys: MIDDLEMART_PII_KEY, else the configured key file, else (SQLite only) `pii.key`
+ * beside the database, generated with mode 0600 on first start.
+ */
+export function loadPiiKeys(opts: {
+  env: NodeJS.ProcessEnv;
+  keyFile?: string;
+  storeDescription: string;
+  dialect: 'sqlite' | 'postgres';
+  logger?: Pick<Logger, 'info' | 'warn'>;
+}): PiiKeys {
+  const previous = (opts.env[PII_PREVIOUS_KEYS_ENV] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((k, i) => decodePiiKey(k, `${PII_PREVIOUS_KEYS_ENV}[${i}]`));
+  const indexRaw = opts.env[PII_INDEX_KEY_ENV];
+  const extra = {
+    ...(previous.length > 0 ? { previous } : {}),
+    ...(indexRaw ? { index: decodePiiKey(indexRaw, PII_INDEX_KEY_ENV) } : {}),
+  };
+  const fromEnv = opts.env[PII_KEY_ENV];
+  if (fromEnv) return { current: decodePiiKey(fromEnv, PII_KEY_ENV), ...extra };
+  if (opts.keyFile) {
+    if (!existsSync(opts.keyFile)) {
+      throw new Error(`customers.pii.keyFile ${opts.keyFile} does not exist`);
+    }
+    return { current: decodePiiKey(readFileSync(opts.keyFile, 'utf8'), opts.keyFile), ...extra };
+  }
+  const path = opts.storeDescription.replace(/^sqlite:/, '');
+  if (opts.dialect !== 'sqlite' || path === ':memory:') {
+    throw new Error(
+      `customer data is stored encrypted: set ${PII_KEY_ENV} (base64, 32 bytes) or customers.pii.keyFile; every process must use the same key`,
+    );
+  }
+  const file = join(dirname(path), 'pii.key');
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    const key = randomBytes(32);
+    try {
+      writeFileSync(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+      opts.logger?.info(
+        { keyFile: file },
+        `generated the PII key (mode 0600); keep a copy: without it the stored customer data cannot be read. Set ${PII_KEY_ENV} to use your own`,
+      );
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return { current: decodePiiKey(readFileSync(file, 'utf8'), file), ...extra };
+}
+
+/** Who owns each attribute: `fieldOwnership.customer`, overridden by `customers.ownership`. */
+export function attributeOwnership(
+  config: EstateConfig,
+): Partial<Record<CustomerAttribute, string>> {
+  const out: Partial<Record<CustomerAttribute, string>> = {};
+  const general = config.fieldOwnership.customer ?? {};
+  for (const attr of CUSTOMER_ATTRIBUTES) {
+    const owner = config.customers.ownership[attr] ?? general[attr];
+    if (owner) out[attr] = owner;
+  }
+  return out;
+}
+
+/** System kinds that keep customer identities, and so are sent `customer.sync` by default. */
+export const CUSTOMER_HOLDER_KINDS: ReadonlySet<string> = new Set([
+  'crm',
+  'loyalty',
+  'shopify',
+  'marketplace',
+  'rest-erp',
+  'soap-erp',
+  'tryton',
+]);
+
+/** The systems sent `customer.sync`; names in the section must be declared systems. */
+export function syncSystems(config: EstateConfig): Set<string> {
+  const declared = new Set(config.systems.map((s) => s.id));
+  const cfg = config.customers;
+  const named: Array<[string, string]> = [
+    ...Object.entries(cfg.ownership).map(([attr, id]): [string, string] => [
+      `customers.ownership.${attr}`,
+      id,
+    ]),
+    ...cfg.sourceTrust.map((id, i): [string, string] => [`customers.sourceTrust[${i}]`, id]),
+    ...(cfg.syncTo ?? []).map((id, i): [string, string] => [`customers.syncTo[${i}]`, id]),
+  ];
+  for (const [path, id] of named) {
+    if (!declared.has(id)) {
+      throw new Error(
+        `${path}: '${id}' is not a declared system (declared: ${[...declared].join(', ') || 'none'})`,
+      );
+    }
+  }
+  return new Set(
+    cfg.syncTo ?? config.systems.filter((s) => CUSTOMER_HOLDER_KINDS.has(s.kind)).map((s) => s.id),
+  );
+}
 
 export const customersModule: FeatureModule = {
   name: 'customers',
-  start: () => ({}),
+  migrations: (dialect) => customerMigrations(dialect),
+  start(ctx) {
+    const cfg = ctx.config.customers;
+    const holders = syncSystems(ctx.config);
+    const vault = new PiiVault(
+      loadPiiKeys({
+        env: process.env,
+        ...(cfg.pii.keyFile ? { keyFile: cfg.pii.keyFile } : {}),
+        storeDescription: ctx.store.description,
+        dialect: ctx.store.dialect,
+        logger: ctx.logger,
+      }),
+    );
+    const base = defaultParameters();
+    const matcher = createMatcher({
+      ...base,
+      thresholds: {
+        link: cfg.matching.link ?? base.thresholds.link,
+        review: cfg.matching.review ?? base.thresholds.review,
+      },
+    });
+    const normaliseOptions = cfg.defaultCountry ? { defaultCountry: cfg.defaultCountry } : {};
+    const directory = new CustomerDirectory({
+      vault,
+      matcher,
+      normalise: (fields) => normaliseCustomer(fields, normaliseOptions),
+      policy: { ownership: attributeOwnership(ctx.config), sourceTrust: cfg.sourceTrust },
+      defaultRegion: cfg.defaultRegion,
+      syncSystems: holders,
+      maxCandidates: cfg.matching.maxCandidates,
+      now: () => ctx.now(),
+    });
+    const { engine } = ctx;
+    engine.registerHandler(eventByName('customer.created').type, directory.onCustomerEvent);
+    engine.registerHandler(eventByName('customer.updated').type, directory.onCustomerEvent);
+    engine.registerHandler(eventByName('consent.changed').type, directory.onConsentChanged);
+    engine.registerHandler(STEWARDSHIP_DECIDED_TYPE, directory.onStewardshipDecided);
+    engine.registerHandler(UNMERGE_REQUESTED_TYPE, directory.onUnmergeRequested);
+    ctx.services.customers = { resolve: (tx, ref) => directory.resolve(tx, ref) };
+
+    const sources = createCustomerSources({
+      systems: ctx.config.systems.map((s) => ({
+        id: s.id,
+        kind: s.kind,
+        baseUrl: s.baseUrl,
+        credentials: s.credentials as Record<string, string>,
+        settings: s.settings,
+      })),
+      cacheTtlMs: cfg.customer360.cacheTtlMs,
+    });
+    const view360 = new Customer360({
+      sources,
+      timeoutMs: cfg.customer360.timeoutMs,
+      recentOrders: cfg.customer360.recentOrders,
+    });
+    const queries = new StewardshipQueries(directory);
+    const accept = engine.accept.bind(engine);
+    return {
+      routes: [
+        customerRoutes({
+          accept,
+          vault,
+          directory,
+          queries,
+          view360,
+          db: ctx.store,
+          defaultRegion: cfg.defaultRegion,
+          ...(cfg.defaultCountry ? { defaultCountry: cfg.defaultCountry } : {}),
+        }),
+        stewardshipRoutes({ accept, queries, db: ctx.store, audit: (e) => ctx.audit(e) }),
+      ],
+    };
+  },
 };
