@@ -27,6 +27,7 @@ export const PROBLEM_TYPES = {
   forbidden: 'Forbidden: role not allowed',
   'rate-limited': 'Too many requests: rate limit',
   'already-replayed': 'Dead letter already replayed',
+  conflict: 'Conflict: the resource is not in a state that allows this',
   'not-ready': 'Service not ready',
   'service-unavailable': 'Service unavailable',
   'internal-error': 'Internal server error',

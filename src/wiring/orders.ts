@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { EstateConfig, SystemKind } from '../config/schema.js';
 import { orderRoutes } from '../api/v1/orders.js';
 import { transactionRoutes } from '../api/v1/transactions.js';
+import { orderV2Routes } from '../api/v2/orders.js';
 import { LOYALTY_MIGRATIONS } from '../domains/loyalty/index.js';
 import {
   ALLOCATION_RETRY_TYPE,
@@ -218,7 +219,7 @@ export const ordersModule: FeatureModule = {
     let lastRefresh = 0;
     let lastStock = 0;
     return {
-      routes: [orderRoutes(ctx.store), transactionRoutes(ctx.store)],
+      routes: [orderRoutes(ctx.store), orderV2Routes(ctx.store), transactionRoutes(ctx.store)],
       startBackground() {
         rounds.push(
           every(ctx, 'item cross-reference', c.itemLookupIntervalMs, async () => {

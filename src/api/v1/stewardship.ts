@@ -210,7 +210,7 @@ export function stewardshipRoutes(deps: StewardshipRouteDeps): FastifyPluginAsyn
           });
         }
         if (task.status !== 'open') {
-          throw new ProblemError(409, 'bad-request', {
+          throw new ProblemError(409, 'conflict', {
             detail: `Task ${taskId} is already decided (${task.status}).`,
             extensions: { status: task.status },
           });
@@ -276,7 +276,7 @@ export function stewardshipRoutes(deps: StewardshipRouteDeps): FastifyPluginAsyn
         );
         if (!rows[0]) throw new ProblemError(404, 'not-found', { detail: `No merge ${mergeId}.` });
         if (rows[0].undone_at !== null) {
-          throw new ProblemError(409, 'bad-request', {
+          throw new ProblemError(409, 'conflict', {
             detail: `Merge ${mergeId} is already undone.`,
           });
         }

@@ -231,6 +231,18 @@ for (const backend of backends()) {
       );
       assert.ok(exception, 'exception recorded');
       assert.match(exception.reason, /MM-00999 is unknown in cloud-erp/);
+      // The same read model in the /v2 shape (the versioning policy's example).
+      const v2 = await t.call('GET', '/v2/orders/ord-bad-sku');
+      assert.equal(v2.status, 200);
+      assert.equal(v2.json.status.state, 'parked');
+      assert.deepEqual(
+        v2.json.openExceptions.map((e: { kind: string }) => e.kind),
+        order.exceptions
+          .filter((e: { status: string }) => e.status === 'open')
+          .map((e: { kind: string }) => e.kind),
+      );
+      assert.equal(v2.json.links.v1, '/v1/orders/ord-bad-sku');
+      assert.equal((await t.call('GET', '/v2/orders/nope')).status, 404);
       const list = await t.call('GET', '/v1/orders/exceptions?kind=invalid_sku_mapping');
       assert.equal(list.status, 200);
       assert.deepEqual(
