@@ -1,0 +1,7 @@
+// Price pushes to sales channels: the `channel.price` system action for commerce platforms and
+// store tills, and the read-back used to verify what a channel shows.
+export { commercePriceChannel } from './commerce.js';
+export type { CommercePriceChannel, CommercePriceOptions } from './commerce.js';
+export { posPriceChannel } from './pos.js';
+export type { PosPriceChannel, PosPriceOptions, TillPrice } from './pos.js';
+export { decimalOf, minorOf, exponentOf } from './money.js';

@@ -1,0 +1,191 @@
+// Middlemart against the sandbox estate over loopback HTTP: the real composition root on a
+// temporary SQLite file, the estate on ephemeral ports, a pricing section of the test's own.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { startApp, type App } from '../../../src/app.js';
+import { createApiKey } from '../../../src/api/auth/api-keys.js';
+import type { Role } from '../../../src/api/auth/roles.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { renderEstateConfig, startEstate, type Estate } from '../../../src/sandbox/estate.js';
+
+export const STORE_GROUPS = {
+  'eu-stores': ['store-001', 'store-002'],
+  'us-stores': ['store-003'],
+  outlets: ['store-004'],
+  airports: ['store-005'],
+  franchise: [] as string[],
+};
+
+export interface PricingWorld {
+  estate: Estate;
+  app: App;
+  url: string;
+  dir: string;
+  key(roles: Role[]): Promise<string>;
+  call(
+    method: string,
+    path: string,
+    opts?: { key?: string; body?: unknown; headers?: Record<string, string>; raw?: string },
+    // Answers are read field by field in assertions; their schemas are checked by the API.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  ): Promise<{ status: number; text: string; json: () => any }>;
+  /** The commerce shop's variant of a SKU (price and compare-at in minor units). */
+  shopPrice(sku: string): Promise<{ price: number; compareAt: number | null } | undefined>;
+  /** Price updates the stores received so far: [{ storeId, prices }]. */
+  storeUpdates(): Promise<Array<{ storeId: string; prices: number }>>;
+  stop(): Promise<void>;
+}
+
+export async function startPricingWorld(
+  opts: {
+    pricing?: Record<string, unknown>;
+    limits?: Record<string, Record<string, unknown>>;
+    /** Other system fields by system id (circuitBreaker, retry …). */
+    systems?: Record<string, Record<string, unknown>>;
+    engine?: Record<string, unknown>;
+  } = {},
+): Promise<PricingWorld> {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-pricing-'));
+  const estate = await startEstate({ basePort: 0, seed: 7 });
+  try {
+    const doc = parse(renderEstateConfig(estate)) as {
+      systems: Array<{ id: string; limits?: Record<string, unknown> } & Record<string, unknown>>;
+      [section: string]: unknown;
+    };
+    for (const s of doc.systems) {
+      if (opts.limits?.[s.id]) s.limits = { ...(s.limits ?? {}), ...opts.limits[s.id] };
+      Object.assign(s, opts.systems?.[s.id] ?? {});
+    }
+    doc.pricing = {
+      tickIntervalMs: 50,
+      verification: { delayMs: 100, intervalMs: 200 },
+      targets: [
+        { system: 'commerce', channels: ['web', 'mobile'], storeGroups: { 'eu-stores': [] } },
+        { system: 'pos', channels: ['store'], storeGroups: STORE_GROUPS },
+      ],
+      ...opts.pricing,
+    };
+    doc.engine = { workers: 4, ...(opts.engine ?? {}) };
+    const parsed = parseConfig(stringify(doc), 'pricing-test.yaml', estate.env);
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    const app = await startApp({
+      config: parsed.config,
+      port: 0,
+      storeUrl: `sqlite:${join(dir, 'mm.db')}`,
+      logger: createLogger({ level: 'silent' }),
+      rateTiers: {
+        standard: { requestsPerSecond: 100_000 },
+        premium: { requestsPerSecond: 100_000 },
+      },
+    });
+    const url = app.url!;
+    const pos = estate.systems.find((s) => s.id === 'pos')!.url;
+    return {
+      estate,
+      app,
+      url,
+      dir,
+      key: async (roles) =>
+        (await createApiKey(app.store, { name: `test ${roles.join('+')}`, roles })).key,
+      call: async (method, path, o = {}) => {
+        const headers: Record<string, string> = { ...o.headers };
+        if (o.key) headers.authorization = `Bearer ${o.key}`;
+        let body: string | undefined;
+        if (o.raw !== undefined) body = o.raw;
+        else if (o.body !== undefined) {
+          headers['content-type'] = 'application/json';
+          body = JSON.stringify(o.body);
+        }
+        const res = await fetch(`${url}${path}`, {
+          method,
+          headers,
+          ...(body !== undefined ? { body } : {}),
+        });
+        const text = await res.text();
+        return { status: res.status, text, json: () => JSON.parse(text) };
+      },
+      shopPrice: async (sku) => {
+        // The sandbox's own state, not the Admin API: reading must not use the shop's call budget.
+        const shop = (
+          estate.commerce as unknown as {
+            shop: {
+              products: Array<{
+                variants: Array<{
+                  sku: string;
+                  priceMinor: number;
+                  compareAtPriceMinor: number | null;
+                }>;
+              }>;
+            };
+          }
+        ).shop;
+        for (const p of shop.products) {
+          for (const v of p.variants)
+            if (v.sku === sku) return { price: v.priceMinor, compareAt: v.compareAtPriceMinor };
+        }
+        return undefined;
+      },
+      storeUpdates: async () => {
+        const state = (await (await fetch(`${pos}/_sandbox/state`)).json()) as {
+          received: Record<string, Array<{ storeId: string; prices: number }>>;
+        };
+        return state.received.priceUpdates ?? [];
+      },
+      stop: async () => {
+        await app.stop().catch(() => undefined);
+        await estate.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await estate.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Polls `check` every 50 ms until it returns a value, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function price(
+  sku: string,
+  listMinor: number,
+  o: {
+    channel?: string;
+    storeGroup?: string;
+    sale?: number;
+    from: number;
+    until?: number;
+    promotionId?: string;
+    currency?: string;
+  },
+) {
+  const currency = o.currency ?? 'EUR';
+  return {
+    sku,
+    ...(o.channel ? { channel: o.channel } : {}),
+    ...(o.storeGroup ? { storeGroup: o.storeGroup } : {}),
+    currency,
+    listPrice: { amount: listMinor, currency },
+    ...(o.sale !== undefined ? { salePrice: { amount: o.sale, currency } } : {}),
+    pricesIncludeTax: true,
+    effectiveFrom: new Date(o.from).toISOString(),
+    ...(o.until !== undefined ? { effectiveUntil: new Date(o.until).toISOString() } : {}),
+    ...(o.promotionId ? { promotionId: o.promotionId } : {}),
+  };
+}
