@@ -184,7 +184,9 @@ export function createDeliveryGate(
       circuit,
       inFlight: limiter.inFlight,
       concurrencyLimit: limiter.limit,
-      congested: overBacklog || circuit !== 'closed' || squeezed,
+      // Half-open is not congested: deferrable work must be claimable, or a destination that only
+      // receives deferrable work would never send the probe that closes its circuit.
+      congested: overBacklog || circuit === 'open' || squeezed,
     };
   };
 

@@ -43,7 +43,7 @@ void test('invalid policies are refused with every problem named', () => {
   );
 });
 
-void test('congestion: backlog above the threshold, a circuit not closed, or a squeezed limit', async () => {
+void test('congestion: backlog above the threshold, an open circuit, or a squeezed limit (half-open is not: deferrable work must send the probe)', async () => {
   const clock = new FakeClock();
   const gate = createDeliveryGate(
     [
@@ -86,6 +86,9 @@ void test('congestion: backlog above the threshold, a circuit not closed, or a s
   await attempt(500);
   assert.equal(gate.status('erp').circuit, 'open');
   assert.equal(gate.status('erp').congested, true);
+  await clock.advance(1_000);
+  assert.equal(gate.status('erp').circuit, 'half-open');
+  assert.equal(gate.status('erp').congested, false);
 });
 
 void test('destinations are independent: one failing never blocks another', async () => {
