@@ -28,6 +28,7 @@ export const PROBLEM_TYPES = {
   'rate-limited': 'Too many requests: rate limit',
   'already-replayed': 'Dead letter already replayed',
   conflict: 'Conflict: the resource is not in a state that allows this',
+  'insufficient-stock': 'Not enough stock available',
   'not-ready': 'Service not ready',
   'service-unavailable': 'Service unavailable',
   'internal-error': 'Internal server error',

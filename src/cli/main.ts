@@ -21,6 +21,8 @@ import { register as registerConfig } from './commands/config.js';
 import { register as registerKeys } from './commands/keys.js';
 import { register as registerAudit } from './commands/audit.js';
 import { register as registerMatch } from './commands/match.js';
+import { register as registerReconcile } from './commands/reconcile.js';
+import { register as registerRoute } from './commands/route.js';
 
 /** What every command module exports as `register`. */
 export type RegisterCommand = (program: Command) => void;
@@ -36,6 +38,8 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerKeys,
   registerAudit,
   registerMatch,
+  registerReconcile,
+  registerRoute,
 ];
 // ----------------------------------------------------------------------------------------------
 

@@ -12,6 +12,12 @@ import {
 import { PermanentError, type HandlerTx, type MessageHandler } from '../../runtime/index.js';
 import { channelAvailable, type AvailabilityRules } from './availability.js';
 import { AvailabilityLedger, type StockPosition } from './ledger.js';
+import {
+  CHANNEL_PUSH_DUE_TYPE,
+  channelPushDueHandler,
+  pushKeyIfDue,
+  type ChannelPushOptions,
+} from './channel-push.js';
 import { recordAvailabilityChange } from './propagation.js';
 import type { ReservationRecord } from './reservations.js';
 
@@ -21,6 +27,11 @@ export interface InventoryHandlerOptions {
   channels?: readonly string[];
   /** CloudEvents `source` of the events the domain emits (default `/middlemart/inventory`). */
   eventSource?: string;
+  /**
+   * Push each channel's new availability at once (a delivery in the same transaction) when the
+   * key has no send in flight; without it the background pump plans the pushes.
+   */
+  push?: ChannelPushOptions;
   now?: () => number;
 }
 
@@ -57,9 +68,11 @@ export async function publishAvailability(
   tx: HandlerTx,
   position: StockPosition,
   opts: InventoryHandlerOptions = {},
+  /** When the change happened at its source (default: the newest adjustment's source time). */
+  changedAt?: number,
 ): Promise<void> {
   const now = (opts.now ?? Date.now)();
-  const sourceTime = position.sourceTimestamp ?? now;
+  const sourceTime = changedAt ?? position.sourceTimestamp ?? now;
   const data = toInventoryPosition(position, sourceTime);
   const event = makeEvent('inventory.availability_changed', data, {
     source: opts.eventSource ?? '/middlemart/inventory',
@@ -90,6 +103,12 @@ export async function publishAvailability(
       },
       now,
     );
+    if (opts.push) {
+      await pushKeyIfDue(tx, channel, position.sku, position.location, {
+        ...opts.push,
+        now: () => now,
+      });
+    }
   }
 }
 
@@ -140,6 +159,12 @@ export function registerInventoryHandlers(
   opts: InventoryHandlerOptions = {},
 ): void {
   engine.registerHandler(ADJUSTED.type, adjustmentHandler(opts));
+  if (opts.push) {
+    engine.registerHandler(
+      CHANNEL_PUSH_DUE_TYPE,
+      channelPushDueHandler({ ...opts.push, ...(opts.now ? { now: opts.now } : {}) }),
+    );
+  }
 }
 
 /** The canonical reservation of a stored one (a refused reservation has none). */

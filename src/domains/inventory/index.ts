@@ -9,3 +9,7 @@ export * from './propagation.js';
 export * from './reconciliation.js';
 export * from './reservations.js';
 export type { InventorySql, InventoryStore } from './sql.js';
+export * from './stock-port.js';
+export * from './channel-push.js';
+export * from './reconcile-run.js';
+export * from './batcher.js';

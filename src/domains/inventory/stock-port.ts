@@ -1,0 +1,280 @@
+// The stock reservation port (src/ports/stock.ts) over the availability ledger: an order's lines
+// are reserved all or none, inside the caller's transaction. Each line is one reservation whose
+// id derives from the order id and SKU (`order/<orderId>/<sku>`), so a second call for the same
+// order finds the first call's reservations and answers them again. A refused order holds
+// nothing and leaves nothing behind: the lines reserved before the short one are taken back in
+// the same transaction, so a later call (after a restock) decides afresh.
+//
+// Lines are reserved in SKU order, so two orders with overlapping SKUs lock positions in the
+// same order on PostgreSQL and cannot deadlock each other.
+import type { ReserveOutcome, StockRequestLine, StockReservationPort } from '../../ports/stock.js';
+import type { SqlRunner } from '../../ports/sql.js';
+import type { HandlerTx } from '../../runtime/index.js';
+import { channelAvailable, type AvailabilityRules } from './availability.js';
+import type { ChannelPushOptions } from './channel-push.js';
+import { publishAvailability, type InventoryHandlerOptions } from './handlers.js';
+import { AvailabilityLedger, readPosition, type StockPosition } from './ledger.js';
+import { recordAvailabilityChange } from './propagation.js';
+import {
+  MIDDLEMART_SOURCE,
+  consumeReservation,
+  expireReservations,
+  releaseReservation,
+  reserveStock,
+  type ReservationRecord,
+} from './reservations.js';
+import { num, type InventorySql, type InventoryStore } from './sql.js';
+
+export interface StockPortOptions {
+  rules?: AvailabilityRules;
+  /** Channels whose pending availability is kept for the channel push. */
+  channels?: readonly string[];
+  /** The sales channel of a request that names none (default `web`). */
+  defaultChannel?: string;
+  /** Push channels at once when the caller's transaction is a handler's (see handlers.ts). */
+  push?: ChannelPushOptions;
+  /** How long a reservation holds when the request gives no expiry (default 30 min). */
+  reservationTtlMs?: number;
+  now?: () => number;
+}
+
+/** The reservation id of an order's line for `sku`. */
+export function orderReservationId(orderId: string, sku: string): string {
+  return `order/${orderId}/${sku}`;
+}
+
+function isHandlerTx(tx: SqlRunner): tx is SqlRunner & HandlerTx {
+  return typeof (tx as Partial<HandlerTx>).emit === 'function' && 'message' in tx;
+}
+
+/** Sums the lines per SKU (an order may list a SKU twice), in SKU order. */
+export function linesBySku(lines: readonly StockRequestLine[]): StockRequestLine[] {
+  const bySku = new Map<string, number>();
+  for (const l of lines) {
+    if (typeof l.sku !== 'string' || l.sku.length === 0) throw new RangeError('sku is required');
+    if (!Number.isInteger(l.quantity) || l.quantity <= 0) {
+      throw new RangeError(`quantity of ${l.sku} must be a positive integer`);
+    }
+    bySku.set(l.sku, (bySku.get(l.sku) ?? 0) + l.quantity);
+  }
+  return [...bySku.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([sku, quantity]) => ({ sku, quantity }));
+}
+
+async function orderReservations(db: InventorySql, orderId: string): Promise<ReservationRecord[]> {
+  const rows = await db.query(
+    `SELECT id, sku, location, quantity, status FROM inventory_reservations
+     WHERE order_id = ? ORDER BY id`,
+    [orderId],
+  );
+  return rows
+    .filter((r) => String(r.id).startsWith(`order/${orderId}/`))
+    .map(
+      (r) =>
+        ({
+          id: String(r.id),
+          sku: String(r.sku),
+          location: String(r.location),
+          quantity: num(r.quantity),
+          status: String(r.status),
+        }) as ReservationRecord,
+    );
+}
+
+/**
+ * Creates the stock reservation port. Positions that change are published (an
+ * `inventory.availability_changed` event when the caller's transaction is a handler's, and the
+ * channels' pending availability in any case).
+ */
+export function createStockReservations(opts: StockPortOptions = {}): StockReservationPort {
+  const now = opts.now ?? Date.now;
+  const rules = opts.rules ?? {};
+  const ttl = opts.reservationTtlMs ?? 30 * 60_000;
+  const publishOpts: InventoryHandlerOptions = {
+    rules,
+    ...(opts.channels ? { channels: opts.channels } : {}),
+    ...(opts.push ? { push: opts.push } : {}),
+    now,
+  };
+
+  async function published(tx: SqlRunner, positions: StockPosition[]): Promise<void> {
+    // One publication per position, its newest state.
+    const latest = new Map<string, StockPosition>();
+    for (const p of positions) {
+      const k = `${p.sku}@${p.location}`;
+      const seen = latest.get(k);
+      if (!seen || seen.version < p.version) latest.set(k, p);
+    }
+    for (const p of latest.values()) {
+      // A reservation changes availability now, whatever the stock's source time was.
+      if (isHandlerTx(tx)) {
+        await publishAvailability(tx, p, publishOpts, now());
+      } else {
+        await recordForChannels(tx, p, opts.channels ?? [], rules, now(), now());
+      }
+    }
+  }
+
+  return {
+    async reserve(tx, req) {
+      if (typeof req.orderId !== 'string' || req.orderId.length === 0) {
+        throw new RangeError('orderId is required');
+      }
+      const lines = linesBySku(req.lines);
+      if (lines.length === 0) throw new RangeError('an order reserves at least one line');
+      const existing = await orderReservations(tx, req.orderId);
+      const held = existing.filter((r) => r.status !== 'refused');
+      if (held.length > 0) return { ok: true, reservationIds: held.map((r) => r.id) };
+      const at = now();
+      const expiresAt = req.expiresAt ?? new Date(at + ttl);
+      const channel = req.channel ?? opts.defaultChannel ?? 'web';
+      const taken: Array<{ id: string; sku: string; quantity: number }> = [];
+      const short: Array<{ sku: string; requested: number; available: number }> = [];
+      const changed: StockPosition[] = [];
+      for (const line of lines) {
+        const id = orderReservationId(req.orderId, line.sku);
+        const r = await reserveStock(
+          tx,
+          {
+            reservationId: id,
+            sku: line.sku,
+            location: req.location,
+            quantity: line.quantity,
+            orderId: req.orderId,
+            channel,
+            expiresAt,
+          },
+          { rules, now: () => at },
+        );
+        if (r.outcome === 'reserved') {
+          taken.push({ id, sku: line.sku, quantity: line.quantity });
+          changed.push(r.position);
+        } else if (r.outcome === 'refused') {
+          short.push({ sku: line.sku, requested: line.quantity, available: r.available });
+          await tx.execute('DELETE FROM inventory_reservations WHERE id = ?', [id]);
+        } else {
+          throw new Error(`reservation ${id} is held for another request`);
+        }
+      }
+      if (short.length === 0) {
+        await published(tx, changed);
+        return { ok: true, reservationIds: taken.map((t) => t.id) };
+      }
+      // All or none: give back what this call took, as if it had never been taken.
+      for (const t of taken) {
+        await tx.execute(
+          `UPDATE inventory_positions SET reserved = reserved - ?, version = version + 1, updated_at = ?
+           WHERE sku = ? AND location = ?`,
+          [t.quantity, at, t.sku, req.location],
+        );
+        await tx.execute('DELETE FROM inventory_reservations WHERE id = ?', [t.id]);
+      }
+      return { ok: false, short } satisfies ReserveOutcome;
+    },
+
+    async release(tx, orderId) {
+      const changed: StockPosition[] = [];
+      for (const r of await orderReservations(tx, orderId)) {
+        if (r.status !== 'active') continue;
+        const closed = await releaseReservation(tx, r.id, { rules, now });
+        if (closed.outcome === 'closed') changed.push(closed.position);
+      }
+      await published(tx, changed);
+    },
+
+    async consume(tx, orderId, lines) {
+      const changed: StockPosition[] = [];
+      const active = (await orderReservations(tx, orderId)).filter((r) => r.status === 'active');
+      const wanted = lines ? linesBySku(lines) : undefined;
+      for (const r of active) {
+        const quantity = wanted ? wanted.find((l) => l.sku === r.sku)?.quantity : r.quantity;
+        if (quantity === undefined) continue;
+        if (quantity >= r.quantity) {
+          const closed = await consumeReservation(tx, r.id, { rules, now });
+          if (closed.outcome === 'closed') changed.push(closed.position);
+        } else {
+          changed.push(await consumePart(tx, r, quantity, rules, now()));
+        }
+      }
+      await published(tx, changed);
+    },
+  };
+}
+
+/** Ships part of an active reservation: it keeps holding the rest. */
+async function consumePart(
+  tx: InventorySql,
+  r: ReservationRecord,
+  quantity: number,
+  rules: AvailabilityRules,
+  at: number,
+): Promise<StockPosition> {
+  await tx.execute(
+    `UPDATE inventory_reservations SET quantity = quantity - ? WHERE id = ? AND status = 'active'`,
+    [quantity, r.id],
+  );
+  await tx.execute(
+    `UPDATE inventory_positions SET reserved = reserved - ?, version = version + 1, updated_at = ?
+     WHERE sku = ? AND location = ?`,
+    [quantity, at, r.sku, r.location],
+  );
+  const moved = (await readPosition(tx, r.sku, r.location))!;
+  const ledger = new AvailabilityLedger({ rules, now: () => at });
+  const applied = await ledger.applyAdjustment(tx, {
+    sku: r.sku,
+    location: r.location,
+    reason: 'sale',
+    delta: -quantity,
+    sourceSystem: MIDDLEMART_SOURCE,
+    sourceSequence: moved.version,
+    sourceTimestamp: Math.max(at, (moved.sourceTimestamp ?? 0) + 1),
+  });
+  return applied.after;
+}
+
+/**
+ * Records a position's new availability for each channel outside a handler (API routes, the
+ * expiry sweep, reconciliation): the background pump plans the pushes.
+ */
+export async function recordForChannels(
+  tx: InventorySql,
+  p: StockPosition,
+  channels: readonly string[],
+  rules: AvailabilityRules,
+  now: number,
+  /** When the change happened (default: the newest adjustment's source time). */
+  changedAt = p.sourceTimestamp ?? now,
+): Promise<void> {
+  for (const channel of channels) {
+    await recordAvailabilityChange(
+      tx,
+      channel,
+      {
+        sku: p.sku,
+        location: p.location,
+        version: p.version,
+        available: channelAvailable(p.available, p.location, rules.channels?.[channel]),
+        sourceTime: changedAt,
+      },
+      now,
+    );
+  }
+}
+
+/** Expires due reservations (a bounded batch) and records the freed availability for channels. */
+export async function expireDueReservations(
+  store: InventoryStore,
+  opts: { channels: readonly string[]; rules: AvailabilityRules; now: number; limit?: number },
+): Promise<number> {
+  return store.transaction(async (tx) => {
+    const expired = await expireReservations(tx, opts.now, opts.limit ?? 500);
+    const latest = new Map<string, StockPosition>();
+    for (const e of expired) latest.set(`${e.position.sku}@${e.position.location}`, e.position);
+    for (const p of latest.values()) {
+      const fresh = (await readPosition(tx, p.sku, p.location)) ?? p;
+      await recordForChannels(tx, fresh, opts.channels, opts.rules, opts.now, opts.now);
+    }
+    return expired.length;
+  });
+}
