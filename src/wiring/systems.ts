@@ -12,7 +12,7 @@
 //   shopify    commerce.order-status
 //   tax        tax.quote
 //   notification notify.customer
-//   pos        store.pickup-task is refused: the store system has no task API
+//   pos        store.pickup-task
 import { makeEvent } from '../canonical/index.js';
 import { builtinSystems, type SystemConfig } from '../config/schema.js';
 import { wmsWebhookRoutes, type WmsWebhookReceiver } from '../api/v1/wms-webhooks.js';
@@ -37,6 +37,7 @@ import {
   loyaltyReversePerformer,
 } from '../connectors/loyalty/performers.js';
 import { notifyCustomerPerformer } from '../connectors/notifications/performers.js';
+import { pickupTaskPerformer } from '../connectors/pos/pickup.js';
 import { taxQuotePerformer } from '../connectors/tax/performers.js';
 import { wmsFulfilmentPerformer } from '../connectors/wms/performers.js';
 import { receiveWmsWebhook } from '../connectors/wms/webhooks.js';
@@ -254,18 +255,8 @@ export function startSystems(ctx: ModuleContext): ModuleInstance {
         break;
       }
       case 'pos': {
-        // The store system has no task API (its API serves store lists and price pushes), so
-        // a pickup task cannot be handed to it. Refused visibly (a dead letter naming the
-        // reason, replayable once a connector exists) rather than left pending for ever.
-        ctx.registerAction(system.id, 'store.pickup-task', (action) =>
-          Promise.reject(
-            new ActionError(
-              `${system.id}: the store system offers no pickup task API; hand the pickup for ${action.correlation.process} ${action.correlation.id} to the store by hand`,
-              'permanent',
-              { code: 'NOT_SUPPORTED' },
-            ),
-          ),
-        );
+        // Click-and-collect orders become pickup tasks for the store's staff.
+        ctx.registerAction(system.id, 'store.pickup-task', pickupTaskPerformer(base));
         break;
       }
       default:

@@ -212,6 +212,9 @@ void test('queues: depth and oldest age by class and destination, and circuit st
   assert.ok(cls && cls.oldestAgeMs >= 0);
   assert.deepEqual(
     body.circuits.map((c) => [c.id, c.circuit]),
-    [['erp', 'closed']],
+    [
+      ['erp', 'closed'],
+      ['wms', 'closed'],
+    ],
   );
 });

@@ -360,8 +360,44 @@ export function createPos(opts: PosOptions = {}): Pos {
     return { storeId: request.params.id, accepted: body.prices.length };
   });
 
+  // Click-and-collect: pickup tasks for store staff, one per order and store (a repeat answers
+  // the task already made, 200 instead of 201).
+  const pickupTasks = new Map<
+    string,
+    { id: string; orderId: string; store: string; lines: unknown[] }
+  >();
+  app.post<{ Body: unknown }>('/api/v1/pickup-tasks', async (request, reply) => {
+    const body = request.body as
+      { orderId?: unknown; store?: unknown; lines?: unknown } | undefined;
+    const errors: string[] = [];
+    if (typeof body?.orderId !== 'string' || body.orderId === '') errors.push('orderId');
+    if (typeof body?.store !== 'string' || body.store === '') errors.push('store');
+    if (!Array.isArray(body?.lines) || body.lines.length === 0) errors.push('lines');
+    if (errors.length > 0) {
+      return reply
+        .code(422)
+        .send({ error: 'invalid', message: `missing or invalid: ${errors.join(', ')}` });
+    }
+    const key = `${body!.store as string}/${body!.orderId as string}`;
+    const existing = pickupTasks.get(key);
+    if (existing) {
+      sim.record('pickupTasks', { ...existing, duplicate: true });
+      return reply.code(200).send(existing);
+    }
+    const task = {
+      id: `PT-${String(pickupTasks.size + 1).padStart(5, '0')}`,
+      orderId: body!.orderId as string,
+      store: body!.store as string,
+      lines: body!.lines as unknown[],
+    };
+    pickupTasks.set(key, task);
+    sim.record('pickupTasks', { ...task, duplicate: false });
+    return reply.code(201).send(task);
+  });
+
   sim.setStateProvider(() => ({
     session,
+    pickupTasks: pickupTasks.size,
     transport,
     middlemartUrl: middlemartUrl ?? null,
     stores: controls.stores(),
