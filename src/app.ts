@@ -242,6 +242,20 @@ export async function startApp(opts: AppOptions): Promise<App> {
       for (const instance of instances) instance.startBackground?.();
     }
     if (roles.has('api')) {
+      const jwt: JwtOptions | undefined =
+        opts.jwt ??
+        (config.server.jwt
+          ? {
+              jwksUrl: config.server.jwt.jwksUrl,
+              issuer: config.server.jwt.issuer,
+              audience: config.server.jwt.audience,
+              ...(config.server.jwt.rolesClaim ? { rolesClaim: config.server.jwt.rolesClaim } : {}),
+              ...(config.server.jwt.tierClaim ? { tierClaim: config.server.jwt.tierClaim } : {}),
+              ...(config.server.jwt.clockToleranceSeconds !== undefined
+                ? { clockToleranceSeconds: config.server.jwt.clockToleranceSeconds }
+                : {}),
+            }
+          : undefined);
       const priorities = resolvePriorities(config.priorities);
       server = await buildServer(
         {
@@ -254,7 +268,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           describeEvent: eventDescriber(priorities),
           authenticate: combinedAuthenticator(
             apiKeyAuthenticator(store),
-            opts.jwt ? jwtAuthenticator(opts.jwt) : undefined,
+            jwt ? jwtAuthenticator(jwt) : undefined,
           ),
           keyStore: store,
           metrics,
@@ -266,7 +280,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           },
         },
         {
-          rateTiers: opts.rateTiers ?? DEFAULT_RATE_TIERS,
+          rateTiers: opts.rateTiers ?? config.server.rateTiers ?? DEFAULT_RATE_TIERS,
           version: packageVersion(),
           logger: logger as unknown as FastifyBaseLogger,
           bodyLimitBytes: config.server.bodyLimitBytes,

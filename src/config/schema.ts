@@ -180,10 +180,32 @@ const BaseUrl = withEnvRefs().superRefine((value, ctx) => {
   }
 });
 
+const RateTierConfig = z.strictObject({ requestsPerSecond: z.number().positive() });
+
+const JwtConfig = z.strictObject({
+  /** Where the identity provider publishes its signing keys. */
+  jwksUrl: BaseUrl,
+  issuer: z.string().min(1),
+  audience: z.string().min(1),
+  rolesClaim: z.string().min(1).optional(),
+  tierClaim: z.string().min(1).optional(),
+  clockToleranceSeconds: int(0, 600).optional(),
+});
+
 const Server = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: int(0, 65535).default(8080),
   bodyLimitBytes: int(1).default(1_048_576),
+  /** Rate limits per API key by SLA tier (a key names its tier; default `standard`). */
+  rateTiers: z
+    .record(
+      z.string().regex(/^[a-z][a-z0-9-]*$/, 'tier names are lower-case words'),
+      RateTierConfig,
+    )
+    .refine((t) => Object.keys(t).length > 0, 'at least one tier')
+    .default({ standard: { requestsPerSecond: 50 }, premium: { requestsPerSecond: 500 } }),
+  /** Also accept OAuth2/OIDC bearer JWTs verified against this JWKS (API keys always work). */
+  jwt: JwtConfig.optional(),
 });
 
 const Retention = z.strictObject({

@@ -62,3 +62,48 @@ void test('a body over the limit is a 413 problem', async (t) => {
     'https://middlemart.dev/problems/body-too-large',
   );
 });
+
+void test('rate tiers come from the estate config (server.rateTiers)', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { parseConfig } = await import('../../src/config/load.js');
+  const { startApp } = await import('../../src/app.js');
+  const { createApiKey } = await import('../../src/api/auth/api-keys.js');
+  const { createLogger } = await import('../../src/observability/logger.js');
+  const parsed = parseConfig(
+    'version: 1\nserver:\n  rateTiers:\n    standard: { requestsPerSecond: 2 }\n    gold: { requestsPerSecond: 1000 }\n',
+    'estate.yaml',
+    {},
+  );
+  assert.ok(parsed.ok, JSON.stringify(!parsed.ok && parsed.issues));
+  const dir = mkdtempSync(join(tmpdir(), 'mm-tiers-'));
+  const app = await startApp({
+    config: { ...parsed.config, engine: { ...parsed.config.engine, roles: ['api'] } },
+    port: 0,
+    storeUrl: `sqlite:${join(dir, 'mm.db')}`,
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(async () => {
+    await app.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const standard = (await createApiKey(app.store, { name: 's', roles: ['operator'] })).key;
+  const gold = (await createApiKey(app.store, { name: 'g', roles: ['operator'], tier: 'gold' }))
+    .key;
+  const call = async (key: string) =>
+    (await fetch(`${app.url}/v1/ops/queues`, { headers: { authorization: `Bearer ${key}` } }))
+      .status;
+  const s = [
+    await call(standard),
+    await call(standard),
+    await call(standard),
+    await call(standard),
+  ];
+  assert.ok(s.includes(429), `standard: ${s.join(',')}`);
+  const g = [await call(gold), await call(gold), await call(gold), await call(gold)];
+  assert.deepEqual(g, [200, 200, 200, 200]);
+
+  const bad = parseConfig('version: 1\nserver:\n  rateTiers: {}\n', 'estate.yaml', {});
+  assert.equal(bad.ok, false);
+});
