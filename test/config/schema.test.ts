@@ -23,7 +23,12 @@ const erp = { id: 'erp', kind: 'rest-erp', baseUrl: 'https://erp.example.com' };
 
 void test('a minimal file gets a default for everything optional', () => {
   const config = EstateConfigSchema.parse({ version: 1, systems: [erp] });
-  assert.deepEqual(config.server, { host: '127.0.0.1', port: 8080, bodyLimitBytes: 1_048_576 });
+  assert.deepEqual(config.server, {
+    host: '127.0.0.1',
+    port: 8080,
+    bodyLimitBytes: 1_048_576,
+    rateTiers: { standard: { requestsPerSecond: 50 }, premium: { requestsPerSecond: 500 } },
+  });
   assert.equal(config.store.url, 'sqlite:.middlemart/middlemart.db');
   assert.deepEqual(config.store.retention, {
     completedMessagesDays: 7,
