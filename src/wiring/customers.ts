@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { customerRoutes } from '../api/v1/customers.js';
 import { stewardshipRoutes } from '../api/v1/stewardship.js';
 import { eventByName } from '../canonical/index.js';
@@ -194,6 +195,45 @@ export const customersModule: FeatureModule = {
     });
     const queries = new StewardshipQueries(directory);
     const accept = engine.accept.bind(engine);
+    // Identity health for operators: match decisions by outcome (link, review, new …) and the
+    // stewardship backlog, read from the store at scrape time (so every process reports all).
+    const store = ctx.store;
+    new Gauge({
+      name: 'middlemart_customer_match_decisions',
+      help: 'Customer match decisions recorded, by decision (review = ambiguous, sent to stewardship)',
+      labelNames: ['decision'],
+      registers: [ctx.metrics.registry],
+      async collect() {
+        const rows = await store
+          .query<{ decision: string; n: number | string }>(
+            'SELECT decision, COUNT(*) AS n FROM customer_match_decisions GROUP BY decision',
+          )
+          .catch(() => undefined);
+        this.reset();
+        for (const r of rows ?? []) this.set({ decision: r.decision }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'middlemart_stewardship_backlog',
+      help: 'Stewardship tasks waiting for a decision, and the age of the oldest in seconds',
+      labelNames: ['measure'],
+      registers: [ctx.metrics.registry],
+      async collect() {
+        const rows = await store
+          .query<{ n: number | string; oldest: number | string | null }>(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM customer_stewardship_tasks WHERE status = 'open'",
+          )
+          .catch(() => undefined);
+        this.reset();
+        const r = rows?.[0];
+        if (!r) return;
+        this.set({ measure: 'open' }, Number(r.n));
+        this.set(
+          { measure: 'oldest_age_seconds' },
+          r.oldest === null ? 0 : Math.max(0, (ctx.now() - Number(r.oldest)) / 1000),
+        );
+      },
+    });
     return {
       routes: [
         customerRoutes({

@@ -1,6 +1,6 @@
 // The `residency` section of the estate config: which system regions may receive the personal
 // data of a customer of each region. A customer's data may always go to systems of its own
-// region and to systems without a configured region only when `allowUnregioned` is true.
+// region; systems without a configured region are not checked unless `allowUnregioned` is false.
 import { z } from 'zod';
 
 const REGION = /^[a-z][a-z0-9-]{0,31}$/;
@@ -9,8 +9,9 @@ const RegionCode = z.string().regex(REGION, 'regions are lower-case codes such a
 export const ResidencyConfigSchema = z.strictObject({
   /** Customer region → further system regions allowed (its own region is always allowed). */
   allowed: z.record(RegionCode, z.array(RegionCode)).default({}),
-  /** May a system without a region receive personal data? Default false. */
-  allowUnregioned: z.boolean().default(false),
+  /** May a system without a region receive personal data? Default true (residency is opt-in
+   * by giving systems a region); false refuses it to every system whose region is unknown. */
+  allowUnregioned: z.boolean().default(true),
 });
 
 export type ResidencyConfig = z.output<typeof ResidencyConfigSchema>;

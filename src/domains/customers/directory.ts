@@ -660,9 +660,12 @@ export class CustomerDirectory {
         [customerId, system],
       );
       if (prev[0]?.digest === digest) continue;
+      const region = (attributes as { region?: unknown }).region;
       const action: SystemAction = {
         action: 'customer.sync',
         correlation: { process: 'customer', id: customerId },
+        // Personal data: refused to systems outside the customer's allowed regions.
+        ...(typeof region === 'string' ? { pii: { customerRegion: region } } : {}),
         customerId,
         sourceId: own[0]!.sourceId,
         attributes: attrs,

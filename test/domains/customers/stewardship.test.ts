@@ -54,6 +54,9 @@ void test('an ambiguous pair lands in stewardship; the merge is applied, audited
   assert.equal((await api.call('GET', '/v1/stewardship/tasks', { key: channel })).status, 403);
   const list = await api.call('GET', '/v1/stewardship/tasks', { key: steward });
   assert.equal(list.status, 200, list.text);
+  const scrape = await api.call('GET', '/metrics', { key: await api.key(['operator']) });
+  assert.match(scrape.text, /middlemart_stewardship_backlog\{measure="open"\} 1\b/);
+  assert.match(scrape.text, /middlemart_customer_match_decisions\{decision="review"\} [1-9]/);
   const tasks = list.json().items as Array<{
     id: string;
     customerA: string;
