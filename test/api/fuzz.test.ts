@@ -41,7 +41,7 @@ const WRONG_VALUES: unknown[] = [
   -1,
   1e308,
   -0,
-  9007199254740993,
+  Number.MAX_SAFE_INTEGER + 2,
   [],
   {},
   [null],
