@@ -68,6 +68,16 @@ export function orderSettings(config: EstateConfig): OrderSettings {
     shipFrom: c.shipFrom,
     backorderExpectedDays: c.backorderExpectedDays,
     loyalty: { pointsPerCurrencyUnit: c.loyalty.pointsPerCurrencyUnit },
+    ...(c.businessUnits
+      ? {
+          businessUnits: {
+            byStore: c.businessUnits.byStore,
+            bySystem: c.businessUnits.bySystem,
+            byChannel: c.businessUnits.byChannel,
+            ...(c.businessUnits.default ? { default: c.businessUnits.default } : {}),
+          },
+        }
+      : {}),
   };
 }
 

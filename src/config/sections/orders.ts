@@ -34,6 +34,18 @@ export const OrdersConfigSchema = z.strictObject({
   fanOut: FanOutSystems.prefault({}),
   /** The distribution centre that ships orders, by region; `default` for any other region. */
   shipFrom: z.record(z.string().min(1), Location).default({ default: 'DC-EU-1', us: 'DC-US-1' }),
+  /**
+   * The business unit of an order, for ERP routing rules (`routing[].when.businessUnit`): by the
+   * store that fulfils it, else by the channel system it came from, else by its sales channel.
+   */
+  businessUnits: z
+    .strictObject({
+      byStore: z.record(z.string().min(1), z.string().min(1)).default({}),
+      bySystem: z.record(z.string().min(1), z.string().min(1)).default({}),
+      byChannel: z.record(z.string().min(1), z.string().min(1)).default({}),
+      default: z.string().min(1).optional(),
+    })
+    .optional(),
   /** How often backordered orders retry allocation. */
   backorderRetryIntervalMs: int(100).default(30_000),
   /** Days until a backordered order is expected, told to the commerce platform and customer. */

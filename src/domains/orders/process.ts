@@ -70,6 +70,31 @@ export interface OrderSettings {
   shipFrom: Readonly<Record<string, string>>;
   backorderExpectedDays: number;
   loyalty: LoyaltyRule;
+  /**
+   * The business unit an order belongs to, for ERP routing: by its store (fulfilment or pickup
+   * location), else by the channel system it came from, else by its sales channel, else the
+   * default. Absent: routing rules see no business unit.
+   */
+  businessUnits?: {
+    byStore: Readonly<Record<string, string>>;
+    bySystem: Readonly<Record<string, string>>;
+    byChannel: Readonly<Record<string, string>>;
+    default?: string;
+  };
+}
+
+/** The business unit of an order by the configured mapping (store, then system, then channel). */
+export function businessUnitOf(
+  units: OrderSettings['businessUnits'],
+  facts: { store?: string | undefined; system?: string | undefined; channel: string },
+): string | undefined {
+  if (!units) return undefined;
+  return (
+    (facts.store !== undefined ? units.byStore[facts.store] : undefined) ??
+    (facts.system !== undefined ? units.bySystem[facts.system] : undefined) ??
+    units.byChannel[facts.channel] ??
+    units.default
+  );
 }
 
 /** Services other domains offer; read at use, so a late offer is still taken. */
@@ -247,11 +272,17 @@ export class OrderProcess {
     if (router) {
       const store =
         rec.order.fulfilment.storeLocation ?? rec.order.fulfilment.pickupLocation ?? undefined;
+      const businessUnit = businessUnitOf(this.settings.businessUnits, {
+        store,
+        system: rec.commerceSystem ?? rec.order.customer.sourceRef?.system,
+        channel: rec.channel,
+      });
       return router.route({
         process: 'order',
         event: 'order.created',
         region: rec.region,
         channel: rec.channel,
+        ...(businessUnit ? { businessUnit } : {}),
         ...(rec.country ? { country: rec.country } : {}),
         ...(store ? { store } : {}),
       });

@@ -21,6 +21,7 @@ import { MODULES, type FeatureModule } from '../../../src/wiring/index.js';
 
 export const SYSTEMS: Array<{ id: string; kind: string; actions: SystemActionName[] }> = [
   { id: 'cloud-erp', kind: 'rest-erp', actions: ['erp.post-sales-order', 'erp.post-credit'] },
+  { id: 'legacy-erp', kind: 'soap-erp', actions: ['erp.post-sales-order', 'erp.post-credit'] },
   { id: 'commerce', kind: 'shopify', actions: ['commerce.order-status'] },
   { id: 'pos', kind: 'pos', actions: ['store.pickup-task'] },
   { id: 'crm', kind: 'crm', actions: ['crm.timeline-entry'] },
@@ -93,8 +94,8 @@ export class CapturingEstate {
             );
           }
         }
-        const erp: ErpPort = {
-          system: 'cloud-erp',
+        const erpPort = (system: string): ErpPort => ({
+          system,
           postSalesOrder: () => Promise.reject(new Error('not over the port')),
           findSalesOrder: () => Promise.resolve(undefined),
           postCredit: () => Promise.reject(new Error('not over the port')),
@@ -106,8 +107,10 @@ export class CapturingEstate {
             ),
           stockLevels: () => Promise.resolve([]),
           statusChangesSince: () => Promise.resolve({ changes: [], watermark: undefined }),
-        };
-        ctx.services.erps.set('cloud-erp', erp);
+        });
+        for (const system of ['cloud-erp', 'legacy-erp']) {
+          ctx.services.erps.set(system, erpPort(system));
+        }
         return {};
       },
     };
@@ -164,7 +167,13 @@ async function freshPostgres(): Promise<{ url: string; drop(): Promise<void> }> 
 }
 
 export async function startOrderApp(
-  opts: { orders?: string; extraModules?: FeatureModule[]; backend?: Backend } = {},
+  opts: {
+    orders?: string;
+    /** Top-level YAML appended to the estate (e.g. `routing:` rules). */
+    estate?: string;
+    extraModules?: FeatureModule[];
+    backend?: Backend;
+  } = {},
 ): Promise<OrderTestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'mm-orders-'));
   const pgdb = opts.backend === 'postgres' ? await freshPostgres() : undefined;
@@ -184,6 +193,7 @@ orders:
   backorderRetryIntervalMs: 150
   itemLookupIntervalMs: 20
 ${opts.orders ?? ''}
+${opts.estate ?? ''}
 `;
   const parsed = parseConfig(yaml, 'orders-test.yaml', {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
