@@ -405,3 +405,28 @@ void test(
     assert.equal(await salesWithReference(e, reference), 1);
   },
 );
+
+void test('stock levels read from Tryton feed inventory reconciliation', { skip }, async (t) => {
+  const { inventoryMigrations, reconcileInventory } =
+    await import('../../src/domains/inventory/index.js');
+  const store = await openStore('sqlite::memory:');
+  t.after(() => store.close());
+  await store.migrate(inventoryMigrations('sqlite'));
+  const e = erp({ locationMap: { 'DC-US-1': 'WH' } });
+  const snapshot = async () => ({ asOf: Date.now(), levels: await e.stockLevels(['DC-US-1']) });
+  const levels = (await snapshot()).levels.filter((l) => l.onHand > 0);
+  assert.ok(levels.length > 0, 'Tryton has stock at its warehouse');
+
+  // The ledger knows nothing yet: every sku@location Tryton stocks is a drift, and --fix
+  // brings the ledger to Tryton's figures.
+  const first = await reconcileInventory({ store, erp: 'tryton', snapshot, fix: true });
+  assert.ok(first.summary.ledgerDrifts >= levels.length, JSON.stringify(first.summary));
+  for (const l of levels) {
+    assert.ok(
+      first.ledger.some((d) => d.sku === l.sku && d.location === 'DC-US-1'),
+      `drift reported for ${l.sku}`,
+    );
+  }
+  const again = await reconcileInventory({ store, erp: 'tryton', snapshot });
+  assert.equal(again.summary.ledgerDrifts, 0, JSON.stringify(again.ledger.slice(0, 3)));
+});
