@@ -13,8 +13,10 @@
 // Bounds (environment): BENCH_DURATION_S (default 5) per load run, BENCH_DELIVERIES (20,000),
 // BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per store. Parts: BENCH_ONLY
 // (comma list of accept, deliver, backlog; default all), BENCH_STORES (comma list of sqlite,
-// postgres; default both when a PostgreSQL URL is set). Tuning for the delivery run:
+// sqlite-thread, postgres; default sqlite and postgres when a PostgreSQL URL is set;
+// `sqlite-thread` is SQLite with its writer connection on a worker thread, `?writer=thread`). Tuning for the delivery run:
 // BENCH_POOL_SIZE (PostgreSQL pool, default 10), BENCH_HANDLER_BATCH (handlers per commit).
+// BENCH_CPU_PROF=<dir> writes CPU profiles of the durable server and drain children there.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -243,7 +245,12 @@ interface Child {
 }
 
 function child(mode: string, env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', SELF, mode], {
+  // BENCH_CPU_PROF=<dir>: the server and drain children write CPU profiles there (all threads).
+  const prof =
+    process.env.BENCH_CPU_PROF && (mode === 'durable' || mode === 'drain')
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+      : [];
+  const proc = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', SELF, mode], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -324,19 +331,20 @@ async function load(port: number, rate?: number): Promise<LoadResult> {
 }
 
 interface Target {
-  name: 'sqlite' | 'postgres';
+  name: 'sqlite' | 'sqlite-thread' | 'postgres';
   env: Record<string, string>;
   cleanup(): Promise<void>;
 }
 
-function sqliteTarget(): Target {
+function sqliteTarget(writer: 'main' | 'thread' = 'main'): Target {
   const dir = mkdtempSync(join(tmpdir(), 'mm-bench-'));
   let n = 0;
   return {
-    name: 'sqlite',
+    name: writer === 'thread' ? 'sqlite-thread' : 'sqlite',
     get env() {
       // A fresh database file per measurement.
-      return { BENCH_DB_URL: `sqlite:${join(dir, `bench-${++n}.db`)}` };
+      const query = writer === 'thread' ? '?writer=thread' : '';
+      return { BENCH_DB_URL: `sqlite:${join(dir, `bench-${++n}.db`)}${query}` };
     },
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -392,10 +400,13 @@ async function main(): Promise<void> {
     );
   }
 
-  const targets = [
-    ...(STORES.has('sqlite') ? [sqliteTarget()] : []),
-    ...(PG_URL && STORES.has('postgres') ? [postgresTarget(PG_URL)] : []),
-  ];
+  // In the order BENCH_STORES names them (so runs can alternate which SQLite mode goes first).
+  const targets = [...STORES].flatMap((name): Target[] => {
+    if (name === 'sqlite') return [sqliteTarget()];
+    if (name === 'sqlite-thread') return [sqliteTarget('thread')];
+    if (name === 'postgres' && PG_URL) return [postgresTarget(PG_URL)];
+    return [];
+  });
   if (!PG_URL)
     console.log('PostgreSQL skipped: set MIDDLEMART_BENCH_PG_URL or MIDDLEMART_TEST_PG_URL');
   for (const t of targets) {

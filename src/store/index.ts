@@ -1,17 +1,35 @@
-// Opens a Store from a URL: `sqlite:<path>`, `sqlite::memory:` or `postgres://…`.
+// Opens a Store from a URL: `sqlite:<path>` (optionally `?writer=thread`), `sqlite::memory:` or
+// `postgres://…`.
 import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
+import { SqliteThreadStore } from './sqlite/thread-store.js';
 import type { OpenStoreOptions, Store } from './port.js';
 
 export type * from './port.js';
 export { splitStatements } from './port.js';
 export { MIGRATIONS } from './migrations.js';
 export { SqliteStore } from './sqlite/sqlite-store.js';
+export { SqliteThreadStore } from './sqlite/thread-store.js';
 export { PostgresStore } from './postgres/postgres-store.js';
+
+/** Options a `sqlite:` URL may carry after `?` (`sqlite:./x.db?writer=thread`). */
+function sqliteUrlOptions(url: string): { rest: string; writer?: 'main' | 'thread' } {
+  const q = url.indexOf('?');
+  if (q < 0) return { rest: url };
+  let writer: 'main' | 'thread' | undefined;
+  for (const [key, value] of new URLSearchParams(url.slice(q + 1))) {
+    if (key === 'writer' && (value === 'main' || value === 'thread')) writer = value;
+    else
+      throw new Error(
+        `unsupported sqlite URL option ${key}=${value} (expected writer=main|thread)`,
+      );
+  }
+  return { rest: url.slice(0, q), ...(writer ? { writer } : {}) };
+}
 
 /** The SQLite path of a `sqlite:` URL (`sqlite:./x.db`, `sqlite:///abs/x.db`, `sqlite::memory:`). */
 export function sqlitePath(url: string): string {
-  let rest = url.slice('sqlite:'.length);
+  let rest = sqliteUrlOptions(url).rest.slice('sqlite:'.length);
   if (rest.startsWith('//')) rest = rest.slice(2);
   if (rest === '') throw new Error('sqlite URL needs a path, e.g. sqlite:./.middlemart/data.db');
   return rest;
@@ -20,7 +38,12 @@ export function sqlitePath(url: string): string {
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<Store> {
   let store: Store;
   if (url.startsWith('sqlite:')) {
-    store = new SqliteStore(sqlitePath(url), opts);
+    const path = sqlitePath(url);
+    const writer = opts.sqliteWriter ?? sqliteUrlOptions(url).writer ?? 'main';
+    store =
+      writer === 'thread' && path !== ':memory:'
+        ? await SqliteThreadStore.open(path, opts)
+        : new SqliteStore(path, opts);
   } else if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const pgStore = new PostgresStore(url, opts);
     try {

@@ -82,6 +82,14 @@ export interface OpenStoreOptions {
    * commit is on disk.
    */
   sqliteSync?: 'background' | 'full';
+  /**
+   * SQLite: where the read-write connection lives. `main` (the default): on the event loop.
+   * `thread` (a database file only; `sqlite:<path>?writer=thread` in a URL): on a worker
+   * thread, so statements, COMMIT and its fsync (synchronous=FULL) run off the event loop;
+   * reads outside transactions stay on a main-thread connection. Commits are as durable as in
+   * the default mode; `sqliteSync` does not apply. `sqlite::memory:` keeps the default.
+   */
+  sqliteWriter?: 'main' | 'thread';
 }
 
 /** Splits a migration's SQL into statements (separated by `;` at the end of a line). */

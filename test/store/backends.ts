@@ -1,5 +1,7 @@
-// The stores every conformance test runs against: SQLite on a temporary file, and PostgreSQL in
-// a schema of its own when MIDDLEMART_TEST_PG_URL is set.
+// The stores every conformance test runs against: SQLite on a temporary file (with the writer
+// connection on the event loop, and again on a worker thread: `?writer=thread`), and PostgreSQL
+// in a schema of its own when MIDDLEMART_TEST_PG_URL is set. MIDDLEMART_TEST_SQLITE_WRITERS
+// (comma list of main, thread; default both) narrows the SQLite modes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ export const PG_SKIP = PG_URL ? false : 'MIDDLEMART_TEST_PG_URL not set';
 if (!PG_URL) console.log('# PostgreSQL suites skipped: MIDDLEMART_TEST_PG_URL not set');
 
 export interface Backend {
-  name: 'sqlite' | 'postgres';
+  name: 'sqlite' | 'sqlite-thread' | 'postgres';
   skip: false | string;
   /** A fresh, migrated database; `url` and `schema` reopen it (e.g. from a child process). */
   create(): Promise<TestDatabase>;
@@ -26,9 +28,14 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export function sqliteDatabase(): TestDatabase {
+const SQLITE_WRITERS = new Set(
+  (process.env.MIDDLEMART_TEST_SQLITE_WRITERS ?? 'main,thread').split(',').map((s) => s.trim()),
+);
+
+/** A fresh SQLite file; `writer: 'thread'` puts its writer connection on a worker thread. */
+export function sqliteDatabase(writer: 'main' | 'thread' = 'main'): TestDatabase {
   const dir = mkdtempSync(join(tmpdir(), 'mm-store-'));
-  const url = `sqlite:${join(dir, 'nested', 'engine.db')}`;
+  const url = `sqlite:${join(dir, 'nested', 'engine.db')}${writer === 'thread' ? '?writer=thread' : ''}`;
   return {
     url,
     open: () => openStore(url),
@@ -58,6 +65,17 @@ export function postgresDatabase(): TestDatabase {
 }
 
 export const BACKENDS: Backend[] = [
-  { name: 'sqlite', skip: false, create: async () => sqliteDatabase() },
+  ...(SQLITE_WRITERS.has('main')
+    ? [{ name: 'sqlite' as const, skip: false as const, create: async () => sqliteDatabase() }]
+    : []),
+  ...(SQLITE_WRITERS.has('thread')
+    ? [
+        {
+          name: 'sqlite-thread' as const,
+          skip: false as const,
+          create: async () => sqliteDatabase('thread'),
+        },
+      ]
+    : []),
   { name: 'postgres', skip: PG_SKIP, create: async () => postgresDatabase() },
 ];
