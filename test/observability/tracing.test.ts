@@ -71,6 +71,11 @@ void test("ingress, handler and delivery are spans of the caller's trace; the re
   while (received.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   assert.equal(received.length, 1, 'the webhook receiver was called');
 
+  // The delivery span ends once the receiver's answer is back: wait for it (bounded).
+  for (let i = 0; i < 200; i++) {
+    if (exporter.getFinishedSpans().some((s) => s.name.startsWith('deliver webhook.'))) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
   const spans = exporter.getFinishedSpans();
   const ingress = spans.find((s) => s.name === 'POST /v1/events');
   const handler = spans.find((s) => s.name === 'process com.middlemart.inventory.adjusted.v1');
