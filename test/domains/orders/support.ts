@@ -166,6 +166,12 @@ async function freshPostgres(): Promise<{ url: string; drop(): Promise<void> }> 
   };
 }
 
+/** With two ERPs in the estate, routing needs a default: everything to the cloud ERP. */
+const DEFAULT_ROUTING = `routing:
+  - name: everything-to-cloud-erp
+    when: {}
+    to: cloud-erp`;
+
 export async function startOrderApp(
   opts: {
     orders?: string;
@@ -193,7 +199,7 @@ orders:
   backorderRetryIntervalMs: 150
   itemLookupIntervalMs: 20
 ${opts.orders ?? ''}
-${opts.estate ?? ''}
+${opts.estate ?? DEFAULT_ROUTING}
 `;
   const parsed = parseConfig(yaml, 'orders-test.yaml', {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
