@@ -1,7 +1,9 @@
 // Idempotency-Key handling shared by every route that accepts work (Stripe's semantics): the same
 // key with the same request gets the same answer; the same key with another request gets 409.
 import { createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { traceIdOf } from '../observability/trace-context.js';
+import type { AcceptResult } from '../runtime/types.js';
 import type {} from './types.js';
 import { formatFieldPath, ProblemError } from './problem.js';
 
@@ -58,4 +60,48 @@ export function sha256Hex(bytes: Buffer | string): string {
 /** The request hash of a request whose body was read by the server's JSON parser. */
 export function requestHashOf(request: FastifyRequest): string {
   return sha256Hex(request.rawBody ?? Buffer.alloc(0));
+}
+
+/** The answer to an accepted (or replayed) request. */
+export interface AcceptedAnswer {
+  /** The message id Middlemart gave the request. */
+  id: string;
+  traceId: string;
+  acceptedAt: string;
+}
+
+/**
+ * The answer every accepting route gives for an engine accept: 202 (the original answer again for
+ * a duplicate, with `Idempotent-Replayed: true`), or the 409 (key reused with another body) or
+ * 429 (back-pressure, with `Retry-After`) problem.
+ */
+export function answerAccepted(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: AcceptResult,
+  idempotencyKey: string,
+): AcceptedAnswer {
+  switch (result.outcome) {
+    case 'accepted':
+    case 'duplicate':
+      if (result.outcome === 'duplicate') reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
+      reply.code(202);
+      return {
+        id: result.messageId,
+        traceId: traceIdOf(result.traceparent) ?? request.traceId,
+        acceptedAt: result.acceptedAt,
+      };
+    case 'conflict':
+      throw new ProblemError(409, 'idempotency-key-reused', {
+        detail: `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used with a different request body; use a new key for a different request.`,
+        extensions: { messageId: result.messageId },
+      });
+    case 'backpressure': {
+      const seconds = Math.max(1, Math.ceil(result.retryAfterSeconds));
+      throw new ProblemError(429, 'backpressure', {
+        detail: `Middlemart is shedding deferrable work; retry after ${seconds} s.`,
+        headers: { 'retry-after': String(seconds) },
+      });
+    }
+  }
 }

@@ -4,7 +4,7 @@
 // (stewards), and `GET /v1/customers/{id}/360` aggregates what the systems around the customer
 // know right now, partially when a source fails.
 import { createHash, randomUUID } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import {
   CanonicalValidationError,
   makeEvent,
@@ -23,9 +23,8 @@ import {
 import { normalisePhone } from '../../domains/customers/normalise.js';
 import type { SqlRunner } from '../../ports/sql.js';
 import type { AcceptRequest, AcceptResult } from '../../runtime/types.js';
-import { traceIdOf } from '../../observability/trace-context.js';
 import { ACCESS } from '../auth/roles.js';
-import { IDEMPOTENT_REPLAYED_HEADER, readIdempotencyKey, requestHashOf } from '../idempotency.js';
+import { answerAccepted, readIdempotencyKey, requestHashOf } from '../idempotency.js';
 import { ProblemError, type FieldError } from '../problem.js';
 
 const problemRef = { $ref: 'middlemart.problem#' } as const;
@@ -278,39 +277,6 @@ function parseFields(raw: string | undefined): ReadonlyArray<(typeof FIELDS_360)
   return [...new Set(wanted)] as Array<(typeof FIELDS_360)[number]>;
 }
 
-function accepted(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  result: AcceptResult,
-  key: string,
-): { id: string; traceId: string; acceptedAt: string } {
-  switch (result.outcome) {
-    case 'accepted':
-    case 'duplicate':
-      if (result.outcome === 'duplicate') reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-      reply.code(202);
-      return {
-        id: result.messageId,
-        traceId: traceIdOf(result.traceparent) ?? request.traceId,
-        acceptedAt: result.acceptedAt,
-      };
-    case 'conflict':
-      throw new ProblemError(409, 'idempotency-key-reused', {
-        detail: `Idempotency-Key ${JSON.stringify(key)} was already used with a different request body; use a new key for a different request.`,
-        extensions: { messageId: result.messageId },
-      });
-    case 'backpressure': {
-      const seconds = Math.max(1, Math.ceil(result.retryAfterSeconds));
-      throw new ProblemError(429, 'backpressure', {
-        detail: `Middlemart is shedding work; retry after ${seconds} s.`,
-        headers: { 'retry-after': String(seconds) },
-      });
-    }
-  }
-}
-
-export { accepted as acceptedAnswer };
-
 /** The customer routes (full paths under /v1). */
 export function customerRoutes(deps: CustomerRouteDeps): FastifyPluginAsync {
   return async (server) => {
@@ -383,7 +349,7 @@ export function customerRoutes(deps: CustomerRouteDeps): FastifyPluginAsync {
           payload: sealEvent(deps.vault, event as unknown as Record<string, unknown>),
           ...(request.traceparent ? { traceparent: request.traceparent } : {}),
         });
-        return { ...accepted(request, reply, result, key), event: name };
+        return { ...answerAccepted(request, reply, result, key), event: name };
       },
     );
 

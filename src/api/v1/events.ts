@@ -1,15 +1,14 @@
 // POST /v1/events: the generic durable ingest of one canonical CloudEvent (structured JSON mode).
 // The answer 202 is sent only after the engine committed the message (idempotent receiver: the
 // same key and body are answered the same; the same key with another body is a 409).
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import {
   childTraceparent,
   parseTraceparent,
   traceIdOf,
 } from '../../observability/trace-context.js';
-import type { AcceptResult } from '../../runtime/types.js';
 import {
-  IDEMPOTENT_REPLAYED_HEADER,
+  answerAccepted,
   isValidIdempotencyKey,
   readIdempotencyKey,
   requestHashOf,
@@ -79,39 +78,6 @@ function eventTraceparent(body: unknown): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   const value = (body as Record<string, unknown>).traceparent;
   return typeof value === 'string' && parseTraceparent(value) ? value : undefined;
-}
-
-function sendOutcome(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  result: AcceptResult,
-  idempotencyKey: string,
-): AcceptedEventBody | FastifyReply {
-  switch (result.outcome) {
-    case 'accepted':
-    case 'duplicate': {
-      const body: AcceptedEventBody = {
-        id: result.messageId,
-        traceId: traceIdOf(result.traceparent) ?? request.traceId,
-        acceptedAt: result.acceptedAt,
-      };
-      if (result.outcome === 'duplicate') reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-      reply.code(202);
-      return body;
-    }
-    case 'conflict':
-      throw new ProblemError(409, 'idempotency-key-reused', {
-        detail: `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used with a different request body; use a new key for a different event.`,
-        extensions: { messageId: result.messageId },
-      });
-    case 'backpressure': {
-      const seconds = Math.max(1, Math.ceil(result.retryAfterSeconds));
-      throw new ProblemError(429, 'backpressure', {
-        detail: `Middlemart is shedding deferrable work; retry after ${seconds} s.`,
-        headers: { 'retry-after': String(seconds) },
-      });
-    }
-  }
 }
 
 /** The `/events` routes (registered under the `/v1` prefix). */
@@ -187,7 +153,7 @@ export function eventsRoutes(deps: ApiDeps): FastifyPluginAsync {
           { outcome: result.outcome, eventType: described.type, idempotencyKey },
           'event ingest',
         );
-        return sendOutcome(request, reply, result, idempotencyKey);
+        return answerAccepted(request, reply, result, idempotencyKey);
       },
     );
   };

@@ -2,18 +2,19 @@
 // `order.created` (idempotent receiver: Idempotency-Key required, same key and body → the same
 // answer, same key with another body → 409; 202 only after the engine committed it). Also the
 // accept helper every channel-native ingress route shares (orders, returns, webhooks, stores).
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { OrderV1, makeEvent, toValidationIssues } from '../../canonical/index.js';
 import type { CloudEvent, EventData, EventName } from '../../canonical/index.js';
-import { traceIdOf } from '../../observability/trace-context.js';
 import type { AcceptRequest, AcceptResult, PriorityClass } from '../../runtime/types.js';
 import { ACCESS } from '../auth/roles.js';
 import {
+  answerAccepted,
   IDEMPOTENCY_KEY_HEADER,
-  IDEMPOTENT_REPLAYED_HEADER,
   readIdempotencyKey,
   requestHashOf,
 } from '../idempotency.js';
+
+export { answerAccepted, type AcceptedAnswer } from '../idempotency.js';
 import { formatFieldPath, ProblemError } from '../problem.js';
 
 /** What the ingress routes need of the engine and the estate config. */
@@ -106,48 +107,6 @@ export function requiredIdempotencyKey(request: FastifyRequest): string {
     });
   }
   return key;
-}
-
-export interface AcceptedAnswer {
-  /** The message id Middlemart gave the event. */
-  id: string;
-  traceId: string;
-  acceptedAt: string;
-}
-
-/**
- * The 202 answer of an accept (the original answer again for a duplicate, with
- * `Idempotent-Replayed: true`), or the 409 / 429 problem.
- */
-export function answerAccepted(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  result: AcceptResult,
-  idempotencyKey: string,
-): AcceptedAnswer {
-  switch (result.outcome) {
-    case 'accepted':
-    case 'duplicate':
-      if (result.outcome === 'duplicate') reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-      reply.code(202);
-      return {
-        id: result.messageId,
-        traceId: traceIdOf(result.traceparent) ?? request.traceId,
-        acceptedAt: result.acceptedAt,
-      };
-    case 'conflict':
-      throw new ProblemError(409, 'idempotency-key-reused', {
-        detail: `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used with a different request body; use a new key for a different request.`,
-        extensions: { messageId: result.messageId },
-      });
-    case 'backpressure': {
-      const seconds = Math.max(1, Math.ceil(result.retryAfterSeconds));
-      throw new ProblemError(429, 'backpressure', {
-        detail: `Middlemart is shedding deferrable work; retry after ${seconds} s.`,
-        headers: { 'retry-after': String(seconds) },
-      });
-    }
-  }
 }
 
 /** Validates a body against a canonical schema: the parsed value or a 400 naming every field. */

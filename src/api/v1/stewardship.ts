@@ -18,7 +18,7 @@ import { auditActorOf } from '../auth/audit.js';
 import { ACCESS } from '../auth/roles.js';
 import { requestHashOf } from '../idempotency.js';
 import { ProblemError } from '../problem.js';
-import { acceptedAnswer } from './customers.js';
+import { answerAccepted } from '../idempotency.js';
 
 const problemRef = { $ref: 'middlemart.problem#' } as const;
 const denied = { 401: problemRef, 403: problemRef, 429: problemRef } as const;
@@ -232,7 +232,7 @@ export function stewardshipRoutes(deps: StewardshipRouteDeps): FastifyPluginAsyn
           payload: decision,
           ...(request.traceparent ? { traceparent: request.traceparent } : {}),
         });
-        const answer = acceptedAnswer(request, reply, result, key);
+        const answer = answerAccepted(request, reply, result, key);
         if (result.outcome === 'accepted') {
           await deps.audit({
             ...who,
@@ -292,7 +292,7 @@ export function stewardshipRoutes(deps: StewardshipRouteDeps): FastifyPluginAsyn
           payload: { mergeId, actor: who.actor, reason: request.body.reason },
           ...(request.traceparent ? { traceparent: request.traceparent } : {}),
         });
-        const answer = acceptedAnswer(request, reply, result, key);
+        const answer = answerAccepted(request, reply, result, key);
         if (result.outcome === 'accepted') {
           await deps.audit({
             ...who,
