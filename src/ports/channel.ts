@@ -26,4 +26,20 @@ export interface ChannelAvailabilityPort {
     update: ChannelAvailabilityUpdate,
     ctx: { idempotencyKey: string; signal?: AbortSignal },
   ): Promise<{ acknowledgedAt?: string }>;
+
+  /**
+   * Most updates one call of `setAvailabilities` takes, for channels whose API sets many levels
+   * in one call; 1 (or absent) when the channel takes one at a time.
+   */
+  readonly maxBatch?: number;
+
+  /**
+   * Sets many availabilities in one call (only when `maxBatch` > 1). Resolves when the channel
+   * acknowledged every one of them; rejects when it did not (all are sent again, newest values
+   * only). `idempotencyKey` names the whole batch.
+   */
+  setAvailabilities?(
+    updates: readonly ChannelAvailabilityUpdate[],
+    ctx: { idempotencyKey: string; signal?: AbortSignal },
+  ): Promise<{ acknowledgedAt?: string }>;
 }

@@ -1,40 +1,36 @@
 // The inventory module: the availability ledger's tables and handlers, the stock reservation
 // port for orders (`services.stock`), the inventory API, the availability push to every
-// configured sales channel (performers of `channel.availability`, acknowledgements, the
-// background pump), reservation expiry and the reconciliation schedule.
+// configured sales channel (one channel pusher each), reservation expiry and the
+// reconciliation schedule.
 //
-// How pushes are driven (ADR 0017): a change recorded in a handler's transaction plans its key
-// at once and writes the delivery in that transaction; an acknowledgement plans the key's next
-// value; the pump (every `inventory.push.intervalMs`) asks a worker to plan what is due but
-// unplanned (changes made outside the engine: reservations over the API, expiry, corrections;
-// keys whose lease ran out). The delivery gate applies each channel's rate limit; the performer
-// sends the key's newest value at send time.
+// How pushes are driven (ADR 0020): every flow that changes availability records the channel's
+// newest value in its own transaction (the adjustment handler, the stock port, reservations over
+// the API, expiry, reconciliation fixes). Each channel's pusher is woken when an engine handler
+// or an API transaction of this process commits, and polls every `inventory.push.intervalMs` for
+// what other processes committed; it claims due keys within the channel system's limits
+// (rate, burst, concurrency, timeout, retry backoff, circuit breaker), calls the channel's
+// availability connector, and records the acknowledgements and sync lag in its next round.
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { inventoryRoutes } from '../api/v1/inventory.js';
 import type { EstateConfig, SystemConfig } from '../config/schema.js';
 import type { InventoryConfig } from '../config/sections/inventory.js';
 import {
   availabilityChannelFor,
-  availabilityPerformer,
   erpStockReaderFor,
   type AvailabilityChannel,
 } from '../connectors/availability/index.js';
 import {
-  AVAILABILITY_PROCESS,
-  CHANNEL_PUSH_DUE_TYPE,
-  acknowledgeAvailability,
+  ChannelPusher,
   assertAvailabilityRules,
   createStockReservations,
   expireDueReservations,
-  hasDuePushes,
   inventoryMigrations,
   reconcileInventory,
-  refreshPush,
   registerInventoryHandlers,
   type AvailabilityRules,
-  type ChannelPushOptions,
   type ReconciliationReport,
 } from '../domains/inventory/index.js';
+import { num } from '../domains/inventory/sql.js';
 import type { ErpStockLevel } from '../ports/erp.js';
 import type { Store } from '../store/index.js';
 import type { FeatureModule, ModuleContext, Services } from './module.js';
@@ -136,6 +132,7 @@ export async function runInventoryReconciliation(opts: {
 
 interface InventoryMetrics {
   lag: Histogram<'channel'>;
+  pushFailures: Counter<'channel' | 'kind'>;
   drift: Gauge<'kind' | 'channel'>;
   driftFound: Counter<'kind' | 'channel'>;
 }
@@ -148,6 +145,12 @@ function inventoryMetrics(ctx: ModuleContext): InventoryMetrics {
       help: 'Sync lag per channel: source time of a stock change to the channel acknowledging it',
       labelNames: ['channel'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    pushFailures: new Counter({
+      name: 'middlemart_inventory_push_failures_total',
+      help: 'Availability sends a channel failed: transient (sent again) or permanent (the key is parked with the error until a newer value)',
+      labelNames: ['channel', 'kind'],
       registers,
     }),
     drift: new Gauge({
@@ -186,63 +189,62 @@ export const inventoryModule: FeatureModule = {
     const rules = availabilityRulesOf(settings);
     const connectors = availabilityChannelsOf(ctx.config);
     const channels = [...connectors.keys()];
-    const push: ChannelPushOptions = {
-      leaseMs: settings.push.leaseSeconds * 1000,
-      maxPerPass: settings.push.maxPerPass,
-      now: ctx.now,
-    };
     const reservationTtlMs = settings.reservationTtlMinutes * 60_000;
     const metrics = inventoryMetrics(ctx);
+    const systems = new Map(ctx.config.systems.map((sys) => [sys.id, sys]));
+    const pushers = [...connectors].map(([id, connector]) => {
+      const system = systems.get(id)!;
+      return new ChannelPusher({
+        store: ctx.store,
+        channel: id,
+        port: connector,
+        limits: system.limits,
+        retry: system.retry,
+        breaker: system.circuitBreaker,
+        leaseMs: settings.push.leaseSeconds * 1000,
+        pollMs: settings.push.intervalMs,
+        now: ctx.now,
+        onAcknowledged: (lagMs) => metrics.lag.labels(id).observe(lagMs / 1000),
+        onFailure: (kind, err) => {
+          metrics.pushFailures.labels(id, kind).inc();
+          if (kind === 'permanent') {
+            ctx.logger.warn({ err, channel: id }, 'channel refused an availability; key parked');
+          }
+        },
+        log: ctx.logger,
+      });
+    });
+    const wakePushers = () => {
+      for (const p of pushers) p.wake();
+    };
+    new Gauge({
+      name: 'middlemart_inventory_push_parked',
+      help: 'SKU-locations a channel refused for good (parked with the error until a newer value)',
+      labelNames: ['channel'],
+      registers: [ctx.metrics.registry],
+      async collect() {
+        const rows = await ctx.store.query(
+          `SELECT channel, COUNT(*) AS n FROM inventory_channel_sync
+           WHERE failed_version IS NOT NULL AND failed_version >= latest_version GROUP BY channel`,
+        );
+        this.reset();
+        for (const r of rows) this.labels(String(r.channel)).set(num(r.n));
+      },
+    });
 
-    registerInventoryHandlers(ctx.engine, { rules, channels, push, now: ctx.now });
+    registerInventoryHandlers(ctx.engine, { rules, channels, now: ctx.now });
     ctx.services.stock = createStockReservations({
       rules,
       channels,
-      push,
       reservationTtlMs,
       now: ctx.now,
     });
-    for (const [id, connector] of connectors) {
-      ctx.registerAction(
-        id,
-        'channel.availability',
-        availabilityPerformer(connector, (action, c) =>
-          refreshPush(ctx.store, id, action, c.idempotencyKey),
-        ),
-      );
-    }
-    ctx.onAcknowledged(AVAILABILITY_PROCESS, async (ack, tx) => {
-      const lagMs = await acknowledgeAvailability(tx, ack, push);
-      if (lagMs !== undefined) metrics.lag.labels(ack.destination).observe(lagMs / 1000);
-    });
+    // A committed handler may have recorded availability for the channels: send it now.
+    const onProcessed = () => wakePushers();
+    if (pushers.length > 0) ctx.engine.events.on('processed', onProcessed);
 
     const timers: NodeJS.Timeout[] = [];
     let stopped = false;
-    let pumping = false;
-    let pumpSeq = 0;
-    const pump = async () => {
-      if (pumping || stopped) return;
-      pumping = true;
-      try {
-        const now = ctx.now();
-        for (const channel of channels) {
-          if (!(await hasDuePushes(ctx.store, channel, now))) continue;
-          await ctx.engine.accept({
-            source: 'middlemart',
-            idempotencyKey: `inventory/push-due/${channel}/${now}/${pumpSeq++}`,
-            requestHash: 'push-due',
-            type: CHANNEL_PUSH_DUE_TYPE,
-            partitionKey: `inventory-push/${channel}`,
-            priority: 'standard',
-            payload: { channel },
-          });
-        }
-      } catch (err) {
-        ctx.logger.warn({ err }, 'inventory push pump failed; retrying');
-      } finally {
-        pumping = false;
-      }
-    };
     let expiring = false;
     const expire = async () => {
       if (expiring || stopped) return;
@@ -250,6 +252,7 @@ export const inventoryModule: FeatureModule = {
       try {
         for (let i = 0; i < 20; i++) {
           const n = await expireDueReservations(ctx.store, { channels, rules, now: ctx.now() });
+          if (n > 0) wakePushers();
           if (n < 500) break;
         }
       } catch (err) {
@@ -290,12 +293,11 @@ export const inventoryModule: FeatureModule = {
           channels,
           reservationTtlMs,
           now: ctx.now,
+          onCommitted: wakePushers,
         }),
       ],
       startBackground() {
-        if (channels.length > 0) {
-          timers.push(setInterval(() => void pump(), settings.push.intervalMs));
-        }
+        for (const p of pushers) p.start();
         timers.push(setInterval(() => void expire(), 1000));
         const every = settings.reconciliation.everyMinutes;
         if (every > 0) timers.push(setInterval(() => void reconcile(), every * 60_000));
@@ -304,7 +306,9 @@ export const inventoryModule: FeatureModule = {
       async stop() {
         stopped = true;
         for (const t of timers) clearInterval(t);
-        for (let i = 0; i < 200 && (pumping || expiring || reconciling); i++) {
+        ctx.engine.events.off('processed', onProcessed);
+        await Promise.all(pushers.map((p) => p.stop()));
+        for (let i = 0; i < 200 && (expiring || reconciling); i++) {
           await new Promise((r) => setTimeout(r, 10));
         }
       },

@@ -42,6 +42,8 @@ export interface InventoryRoutesDeps {
   channels: readonly string[];
   reservationTtlMs: number;
   now?: () => number;
+  /** Called after a transaction of these routes committed a change of availability. */
+  onCommitted?: () => void;
 }
 
 const SKU = { type: 'string', minLength: 1, maxLength: 64, pattern: '^\\S+$' } as const;
@@ -574,6 +576,7 @@ function inventoryV1Routes(deps: InventoryRoutesDeps): FastifyPluginAsync {
           ...(expiresAt ? { expiresAt } : {}),
         });
         if (!outcome.result.ok) return insufficientStock(request, reply, outcome.result.short);
+        if (!outcome.replayed) deps.onCommitted?.();
         if (outcome.replayed) reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
         reply.code(outcome.replayed ? 200 : 201);
         return {

@@ -38,15 +38,17 @@ const Channel = z.strictObject({
 });
 
 const Push = z.strictObject({
-  /** How often the push pump looks for due availability (ms). */
-  intervalMs: z.number().int().min(1).max(60_000).default(10),
   /**
-   * How long a planned push holds its key before the pump may plan the key again (seconds).
-   * Longer than a rate-limited channel's backlog takes to drain.
+   * How often each channel's pusher looks for due availability without being woken (ms): changes
+   * committed by another process, claims whose lease ran out. Changes committed in this process
+   * wake the pusher at once.
    */
-  leaseSeconds: z.number().int().min(1).max(86_400).default(900),
-  /** Most pushes planned per channel in one pass. */
-  maxPerPass: z.number().int().min(1).max(10_000).default(500),
+  intervalMs: z.number().int().min(1).max(60_000).default(50),
+  /**
+   * How long a claimed key is held by its sender (seconds): after a crash, the key is sent again
+   * once it runs out. Raised to at least twice the channel's timeout plus 5 s.
+   */
+  leaseSeconds: z.number().int().min(1).max(86_400).default(60),
 });
 
 const Reconciliation = z.strictObject({

@@ -3,7 +3,10 @@
 // refuse an older value than it shows (it answers 409, which counts as acknowledged: it already
 // shows something newer). `GET {baseUrl}{path}?sku=…` answers `{ items: [{ sku, location,
 // available, version }] }` for reconciliation. Settings: `availabilityPath` (default
-// `/availability`); credentials: `apiKey` (sent as a bearer token) when the channel wants one.
+// `/availability`); `availabilityBatch` (default 1): when above 1, up to that many levels go in
+// one `POST {baseUrl}{path}` as `{ items: [ … ] }` (the channel applies the same version rule to
+// each item; a 2xx acknowledges them all); credentials: `apiKey` (sent as a bearer token) when
+// the channel wants one.
 import type { ChannelAvailabilityUpdate } from '../../ports/channel.js';
 import { ActionError } from '../../ports/system-actions.js';
 import { callJson, joinUrl } from './http.js';
@@ -14,6 +17,8 @@ export interface FeedAvailabilityOptions {
   baseUrl: string;
   path?: string;
   apiKey?: string;
+  /** Most levels in one call (1: one call per level). */
+  batch?: number;
   /** Middlemart location id → the channel's location id (identity when unmapped). */
   locationMap?: Readonly<Record<string, string>>;
 }
@@ -27,8 +32,34 @@ export function createFeedAvailability(opts: FeedAvailabilityOptions): Availabil
   const fromChannel = new Map(
     Object.entries(opts.locationMap ?? {}).map(([mm, ch]) => [ch, mm] as const),
   );
+  const item = (update: ChannelAvailabilityUpdate) => ({
+    sku: update.sku,
+    location: toChannel(update.location),
+    available: update.available,
+    version: update.version,
+    sourceTime: update.sourceTime,
+  });
+  const batch = Math.max(1, Math.floor(opts.batch ?? 1));
   return {
     system: opts.system,
+    ...(batch > 1
+      ? {
+          maxBatch: batch,
+          async setAvailabilities(updates: readonly ChannelAvailabilityUpdate[], ctx) {
+            await callJson(
+              {
+                method: 'POST',
+                url,
+                headers: { ...auth, 'idempotency-key': ctx.idempotencyKey },
+                body: { items: updates.map(item) },
+                ...(ctx.signal ? { signal: ctx.signal } : {}),
+              },
+              opts.system,
+            );
+            return { acknowledgedAt: new Date().toISOString() };
+          },
+        }
+      : {}),
     async setAvailability(update: ChannelAvailabilityUpdate, ctx) {
       try {
         await callJson(
@@ -36,13 +67,7 @@ export function createFeedAvailability(opts: FeedAvailabilityOptions): Availabil
             method: 'POST',
             url,
             headers: { ...auth, 'idempotency-key': ctx.idempotencyKey },
-            body: {
-              sku: update.sku,
-              location: toChannel(update.location),
-              available: update.available,
-              version: update.version,
-              sourceTime: update.sourceTime,
-            },
+            body: item(update),
             ...(ctx.signal ? { signal: ctx.signal } : {}),
           },
           opts.system,

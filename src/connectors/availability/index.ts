@@ -1,8 +1,6 @@
 // Availability connectors: how each kind of sales channel is told what it may promise (the
-// `channel.availability` system action), what it shows now (for reconciliation), and the cloud
-// ERP's stock snapshot. The composition root picks one per configured channel.
-import type { ActionPerformer, SystemAction } from '../../ports/system-actions.js';
-import { ActionError } from '../../ports/system-actions.js';
+// ChannelAvailabilityPort the inventory domain's channel pusher calls), what it shows now (for
+// reconciliation), and the cloud ERP's stock snapshot. The composition root picks one per configured channel.
 import { createCloudErpStockReader, type ErpStockReader } from './erp-stock.js';
 import { createFeedAvailability } from './feed.js';
 import { createShopifyAvailability, type AvailabilityChannel } from './shopify.js';
@@ -45,12 +43,22 @@ export function availabilityChannelFor(
     case 'marketplace':
     case 'pos': {
       const path = system.settings.availabilityPath;
+      const batch = system.settings.availabilityBatch;
       const apiKey = system.credentials.apiKey;
+      if (
+        batch !== undefined &&
+        (typeof batch !== 'number' || !Number.isInteger(batch) || batch < 1 || batch > 1000)
+      ) {
+        throw new Error(
+          `${system.id}: settings.availabilityBatch must be an integer from 1 to 1000`,
+        );
+      }
       return createFeedAvailability({
         system: system.id,
         baseUrl: system.baseUrl,
         locationMap,
         ...(typeof path === 'string' ? { path } : {}),
+        ...(typeof batch === 'number' ? { batch } : {}),
         ...(apiKey ? { apiKey } : {}),
       });
     }
@@ -71,39 +79,4 @@ export function erpStockReaderFor(system: AvailabilitySystem): ErpStockReader | 
     clientId,
     clientSecret,
   });
-}
-
-type AvailabilityAction = Extract<SystemAction, { action: 'channel.availability' }>;
-
-/**
- * The performer of `channel.availability` for a channel. `prepare` may replace the action just
- * before the call (the newest value of the key) or answer undefined when the action is no longer
- * the key's live send: then nothing is sent and the result says `superseded`.
- */
-export function availabilityPerformer(
-  channel: AvailabilityChannel,
-  prepare: (
-    action: AvailabilityAction,
-    ctx: { idempotencyKey: string },
-  ) => Promise<AvailabilityAction | undefined> = async (a) => a,
-): ActionPerformer {
-  return async (action, ctx) => {
-    if (action.action !== 'channel.availability') {
-      throw new ActionError(`${channel.system} cannot perform ${action.action}`, 'permanent');
-    }
-    const current = await prepare(action, ctx);
-    if (!current) return { version: action.version, available: action.available, superseded: true };
-    await channel.setAvailability(
-      {
-        channel: channel.system,
-        sku: current.sku,
-        location: current.location,
-        available: current.available,
-        version: current.version,
-        sourceTime: current.sourceTime,
-      },
-      { idempotencyKey: ctx.idempotencyKey, signal: ctx.signal },
-    );
-    return { version: current.version, available: current.available };
-  };
 }

@@ -1,7 +1,7 @@
 // Availability on a Shopify-compatible commerce platform (Admin REST API): Middlemart's SKU and
 // location become the shop's inventory item and location, and the level is set with
-// `POST inventory_levels/set.json`. The item and location ids are read once (products.json,
-// locations.json) and kept; a SKU the shop does not sell, or a location the channel config does
+// `POST inventory_levels/set.json`. The item and location ids are read once (every page of
+// products.json, locations.json) and kept; a SKU the shop does not sell, or a location the channel config does
 // not map, is not listed on the channel: acknowledged without a call.
 //
 // Shopify keeps no version per level, so the connector cannot refuse an older value itself; the
@@ -57,17 +57,30 @@ export function createShopifyAvailability(opts: ShopifyAvailabilityOptions): Ava
   let catalogue: Promise<ShopCatalogue> | undefined;
 
   async function load(signal?: AbortSignal): Promise<ShopCatalogue> {
-    const products = (await callJson(
-      {
-        method: 'GET',
-        url: `${base}/products.json?limit=250`,
-        headers,
-        ...(signal ? { signal } : {}),
-      },
-      opts.system,
-    )) as {
-      products?: Array<{ variants?: Array<{ sku?: unknown; inventory_item_id?: unknown }> }>;
-    };
+    // Pages of 250 in id order (`since_id`), bounded at 400 pages (100,000 products).
+    const products: {
+      products: Array<{
+        id?: unknown;
+        variants?: Array<{ sku?: unknown; inventory_item_id?: unknown }>;
+      }>;
+    } = { products: [] };
+    let since = '0';
+    for (let page = 0; page < 400; page++) {
+      const answer = (await callJson(
+        {
+          method: 'GET',
+          url: `${base}/products.json?limit=250&since_id=${since}`,
+          headers,
+          ...(signal ? { signal } : {}),
+        },
+        opts.system,
+      )) as { products?: (typeof products)['products'] };
+      const list = answer.products ?? [];
+      products.products.push(...list);
+      const last = idString(list.at(-1)?.id);
+      if (list.length < 250 || !last) break;
+      since = last;
+    }
     const locations = (await callJson(
       { method: 'GET', url: `${base}/locations.json`, headers, ...(signal ? { signal } : {}) },
       opts.system,

@@ -82,19 +82,29 @@ export function commercePriceChannel(opts: CommercePriceOptions): CommercePriceC
   };
 
   async function loadVariants(signal?: AbortSignal): Promise<Map<string, VariantPrice>> {
-    const res = await http(`${base}/products.json?limit=250`, {
-      headers,
-      ...(signal ? { signal } : {}),
-    });
-    if (!res.ok) throw await failure(res, 'listing products');
-    let body: { products?: Array<{ variants?: Array<Record<string, unknown>> }> };
-    try {
-      body = (await res.json()) as typeof body;
-    } catch {
-      throw new ActionError('listing products: unreadable answer', 'transient');
+    // Pages of 250 in id order (`since_id`), bounded at 400 pages (100,000 products).
+    const products: Array<{ id?: unknown; variants?: Array<Record<string, unknown>> }> = [];
+    let since = '0';
+    for (let page = 0; page < 400; page++) {
+      const res = await http(`${base}/products.json?limit=250&since_id=${since}`, {
+        headers,
+        ...(signal ? { signal } : {}),
+      });
+      if (!res.ok) throw await failure(res, 'listing products');
+      let body: { products?: typeof products };
+      try {
+        body = (await res.json()) as typeof body;
+      } catch {
+        throw new ActionError('listing products: unreadable answer', 'transient');
+      }
+      const list = body.products ?? [];
+      products.push(...list);
+      const last = list.at(-1)?.id;
+      if (list.length < 250 || (typeof last !== 'number' && typeof last !== 'string')) break;
+      since = String(last);
     }
     const map = new Map<string, VariantPrice>();
-    for (const p of body.products ?? []) {
+    for (const p of products) {
       for (const v of p.variants ?? []) {
         const id = variantIdOf(v);
         if (typeof v.sku !== 'string' || !id) continue;

@@ -1,7 +1,8 @@
 // Engine handlers of the inventory domain: `inventory.adjusted` is applied to the ledger in the
 // handler's transaction; when the position's available-to-promise changes,
 // `inventory.availability_changed` is emitted in the same transaction, and each configured
-// channel's pending availability is brought up to date for the channel push.
+// channel's pending availability is brought up to date for the channel pushers (pusher.ts),
+// which send it once the transaction has committed.
 import {
   eventByName,
   makeEvent,
@@ -12,12 +13,6 @@ import {
 import { PermanentError, type HandlerTx, type MessageHandler } from '../../runtime/index.js';
 import { channelAvailable, type AvailabilityRules } from './availability.js';
 import { AvailabilityLedger, type StockPosition } from './ledger.js';
-import {
-  CHANNEL_PUSH_DUE_TYPE,
-  channelPushDueHandler,
-  pushKeyIfDue,
-  type ChannelPushOptions,
-} from './channel-push.js';
 import { recordAvailabilityChange } from './propagation.js';
 import type { ReservationRecord } from './reservations.js';
 
@@ -27,11 +22,6 @@ export interface InventoryHandlerOptions {
   channels?: readonly string[];
   /** CloudEvents `source` of the events the domain emits (default `/middlemart/inventory`). */
   eventSource?: string;
-  /**
-   * Push each channel's new availability at once (a delivery in the same transaction) when the
-   * key has no send in flight; without it the background pump plans the pushes.
-   */
-  push?: ChannelPushOptions;
   now?: () => number;
 }
 
@@ -103,12 +93,6 @@ export async function publishAvailability(
       },
       now,
     );
-    if (opts.push) {
-      await pushKeyIfDue(tx, channel, position.sku, position.location, {
-        ...opts.push,
-        now: () => now,
-      });
-    }
   }
 }
 
@@ -159,12 +143,6 @@ export function registerInventoryHandlers(
   opts: InventoryHandlerOptions = {},
 ): void {
   engine.registerHandler(ADJUSTED.type, adjustmentHandler(opts));
-  if (opts.push) {
-    engine.registerHandler(
-      CHANNEL_PUSH_DUE_TYPE,
-      channelPushDueHandler({ ...opts.push, ...(opts.now ? { now: opts.now } : {}) }),
-    );
-  }
 }
 
 /** The canonical reservation of a stored one (a refused reservation has none). */

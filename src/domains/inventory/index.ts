@@ -10,6 +10,6 @@ export * from './reconciliation.js';
 export * from './reservations.js';
 export type { InventorySql, InventoryStore } from './sql.js';
 export * from './stock-port.js';
-export * from './channel-push.js';
+export * from './pusher.js';
 export * from './reconcile-run.js';
 export * from './batcher.js';

@@ -104,6 +104,15 @@ CREATE TABLE inventory_adjustments (
   id INTEGER PRIMARY KEY AUTOINCREMENT,${adjustmentLogColumns}
 );${adjustmentIndexes}`,
   },
+  {
+    version: 2001,
+    name: 'inventory: channel keys parked after a refusal; index of live claims',
+    sql: `ALTER TABLE inventory_channel_sync ADD COLUMN failed_version BIGINT;
+ALTER TABLE inventory_channel_sync ADD COLUMN failed_at BIGINT;
+ALTER TABLE inventory_channel_sync ADD COLUMN last_error TEXT;
+CREATE INDEX inventory_channel_sync_claims ON inventory_channel_sync (channel, sending_until)
+  WHERE sending_version IS NOT NULL`,
+  },
 ];
 
 const postgres: InventoryMigration[] = [
@@ -114,6 +123,15 @@ const postgres: InventoryMigration[] = [
 CREATE TABLE inventory_adjustments (
   id BIGSERIAL PRIMARY KEY,${adjustmentLogColumns}
 );${adjustmentIndexes}`,
+  },
+  {
+    version: 2001,
+    name: 'inventory: channel keys parked after a refusal; index of live claims',
+    sql: `ALTER TABLE inventory_channel_sync ADD COLUMN failed_version BIGINT;
+ALTER TABLE inventory_channel_sync ADD COLUMN failed_at BIGINT;
+ALTER TABLE inventory_channel_sync ADD COLUMN last_error TEXT;
+CREATE INDEX inventory_channel_sync_claims ON inventory_channel_sync (channel, sending_until)
+  WHERE sending_version IS NOT NULL`,
   },
 ];
 

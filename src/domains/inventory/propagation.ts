@@ -45,34 +45,6 @@ export interface ChannelPush {
 
 // ---- pure ----------------------------------------------------------------------------------
 
-/** True when the key has a newer value than acknowledged and no live send. */
-export function isDue(row: PendingAvailability, now: number): boolean {
-  if (row.latestVersion <= row.ackedVersion) return false;
-  if (row.sendingVersion !== null && (row.sendingUntil ?? 0) > now) return false;
-  return true;
-}
-
-/**
- * Picks what to send now: due keys, the longest-waiting first, at most `calls` of them. Each
- * pick carries the key's newest value only.
- */
-export function selectPushes(
-  rows: readonly PendingAvailability[],
-  now: number,
-  calls: number,
-): PendingAvailability[] {
-  if (calls <= 0) return [];
-  return rows
-    .filter((r) => isDue(r, now))
-    .sort(
-      (a, b) =>
-        (a.pendingSince ?? 0) - (b.pendingSince ?? 0) ||
-        a.sku.localeCompare(b.sku) ||
-        a.location.localeCompare(b.location),
-    )
-    .slice(0, calls);
-}
-
 /** A token bucket for a channel's call rate (calls per second, with a burst). */
 export interface CallBudget {
   tokens: number;
@@ -148,7 +120,10 @@ export async function recordAvailabilityChange(
   );
 }
 
-/** Keys of a channel that may be due, longest-waiting first (at most `limit`). */
+/**
+ * Keys of a channel with a change not yet claimed, longest-waiting first (at most `limit`). Keys
+ * whose claim ran out are made due again by `reviveExpiredClaims` (planChannelPushes calls it).
+ */
 export async function pendingAvailability(
   db: InventorySql,
   channel: string,
@@ -157,7 +132,7 @@ export async function pendingAvailability(
 ): Promise<PendingAvailability[]> {
   const rows = await db.query(
     `SELECT * FROM inventory_channel_sync
-     WHERE channel = ? AND latest_version > acked_version
+     WHERE channel = ? AND pending_since IS NOT NULL AND latest_version > acked_version
        AND (sending_version IS NULL OR sending_until <= ?)
      ORDER BY pending_since, sku, location LIMIT ?`,
     [channel, now, limit],
@@ -165,46 +140,126 @@ export async function pendingAvailability(
   return rows.map(toPending);
 }
 
+/** Makes keys whose claim ran out (their sender died) due again. Returns how many. */
+export async function reviveExpiredClaims(
+  db: InventorySql,
+  channel: string,
+  now: number,
+): Promise<number> {
+  const r = await db.execute(
+    `UPDATE inventory_channel_sync SET sending_version = NULL, sending_available = NULL,
+       sending_until = NULL,
+       pending_source_time = COALESCE(sending_source_time, pending_source_time),
+       sending_source_time = NULL, pending_since = COALESCE(pending_since, ?)
+     WHERE channel = ? AND sending_version IS NOT NULL AND sending_until <= ?`,
+    [now, channel, now],
+  );
+  return r.changes;
+}
+
+/** The push of a claimed row (its newest value at claim time). */
+function pushOf(channel: string, r: Record<string, unknown>): ChannelPush {
+  const sku = String(r.sku);
+  const location = String(r.location);
+  const version = num(r.sending_version);
+  return {
+    idempotencyKey: `${channel}/${sku}@${location}/v${version}`,
+    update: {
+      channel,
+      sku,
+      location,
+      available: num(r.sending_available),
+      version,
+      sourceTime: new Date(num(r.sending_source_time)).toISOString(),
+    },
+  };
+}
+
 /**
- * Plans the next sends for a channel: selects up to `calls` due keys and claims each for
- * `leaseMs` (its newest value). Run it in a transaction; send what it returns, then acknowledge
- * or abandon each.
+ * Plans the next sends for a channel: claims up to `calls` due keys, the longest-waiting first,
+ * each for `leaseMs` with its newest value, in one statement (keys whose claim ran out are made
+ * due first). Run it in a transaction; send what it returns, then acknowledge or abandon each.
+ * The due conditions are checked again on the row itself, so two processes never claim one key.
  */
 export async function planChannelPushes(
   db: InventorySql,
   channel: string,
   opts: { now: number; calls: number; leaseMs?: number },
 ): Promise<ChannelPush[]> {
+  if (opts.calls <= 0) return [];
   const leaseMs = opts.leaseMs ?? 30_000;
-  const candidates = await pendingAvailability(db, channel, opts.now, Math.max(opts.calls, 1) * 4);
-  const pushes: ChannelPush[] = [];
-  for (const row of selectPushes(candidates, opts.now, opts.calls)) {
-    const claimed = await db.query(
-      `UPDATE inventory_channel_sync SET sending_version = latest_version,
-         sending_available = latest_available, sending_until = ?,
-         sending_source_time = COALESCE(sending_source_time, pending_source_time),
-         pending_source_time = NULL, pending_since = NULL
-       WHERE channel = ? AND sku = ? AND location = ? AND latest_version > acked_version
-         AND (sending_version IS NULL OR sending_until <= ?)
-       RETURNING sending_version, sending_available, sending_source_time`,
-      [opts.now + leaseMs, channel, row.sku, row.location, opts.now],
+  await reviveExpiredClaims(db, channel, opts.now);
+  const due = `channel = ? AND pending_since IS NOT NULL AND latest_version > acked_version
+       AND (sending_version IS NULL OR sending_until <= ?)`;
+  const claimed = await db.query(
+    `UPDATE inventory_channel_sync SET sending_version = latest_version,
+       sending_available = latest_available, sending_until = ?,
+       sending_source_time = COALESCE(sending_source_time, pending_source_time),
+       pending_source_time = NULL, pending_since = NULL
+     WHERE ${due} AND (sku, location) IN (
+       SELECT sku, location FROM inventory_channel_sync WHERE ${due}
+       ORDER BY pending_since, sku, location LIMIT ?)
+     RETURNING sku, location, sending_version, sending_available, sending_source_time`,
+    [opts.now + leaseMs, channel, opts.now, channel, opts.now, Math.floor(opts.calls)],
+  );
+  return claimed.map((r) => pushOf(channel, r));
+}
+
+/** An acknowledged send: what was sent and when the channel answered. */
+export interface ChannelAck {
+  update: Pick<ChannelAvailabilityUpdate, 'channel' | 'sku' | 'location' | 'version'>;
+  ackedAt: number;
+}
+
+/**
+ * The channel acknowledged sends: records each (when it is still the key's live send) and its
+ * sync lag. Returns the lag in ms per ack, undefined where the send was no longer the live one
+ * (its lease had passed to another).
+ */
+export async function acknowledgeChannelPushes(
+  db: InventorySql,
+  acks: readonly ChannelAck[],
+): Promise<Array<number | undefined>> {
+  const lags: Array<number | undefined> = [];
+  const rows: Array<[string, string, string, number, number, number]> = [];
+  for (const { update, ackedAt } of acks) {
+    const r = await db.query(
+      `UPDATE inventory_channel_sync SET acked_version = sending_version,
+         acked_available = sending_available, acked_at = ?,
+         last_lag_ms = CASE WHEN ? > COALESCE(sending_source_time, ?)
+           THEN ? - COALESCE(sending_source_time, ?) ELSE 0 END,
+         sending_version = NULL, sending_available = NULL, sending_until = NULL,
+         sending_source_time = NULL, failed_version = NULL, last_error = NULL
+       WHERE channel = ? AND sku = ? AND location = ? AND sending_version = ?
+         AND acked_version < sending_version
+       RETURNING last_lag_ms`,
+      [
+        ackedAt,
+        ackedAt,
+        ackedAt,
+        ackedAt,
+        ackedAt,
+        update.channel,
+        update.sku,
+        update.location,
+        update.version,
+      ],
     );
-    const c = claimed[0];
-    if (!c) continue;
-    const version = num(c.sending_version);
-    pushes.push({
-      idempotencyKey: `${channel}/${row.sku}@${row.location}/v${version}`,
-      update: {
-        channel,
-        sku: row.sku,
-        location: row.location,
-        available: num(c.sending_available),
-        version,
-        sourceTime: new Date(num(c.sending_source_time)).toISOString(),
-      },
-    });
+    const lag = r[0] ? num(r[0].last_lag_ms) : undefined;
+    lags.push(lag);
+    if (lag !== undefined) {
+      rows.push([update.channel, update.sku, update.location, update.version, lag, ackedAt]);
+    }
   }
-  return pushes;
+  for (let i = 0; i < rows.length; i += 100) {
+    const chunk = rows.slice(i, i + 100);
+    await db.execute(
+      `INSERT INTO inventory_channel_lag (channel, sku, location, version, lag_ms, acked_at)
+       VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}`,
+      chunk.flat(),
+    );
+  }
+  return lags;
 }
 
 /**
@@ -216,37 +271,7 @@ export async function acknowledgeChannelPush(
   update: Pick<ChannelAvailabilityUpdate, 'channel' | 'sku' | 'location' | 'version'>,
   ackedAt: number,
 ): Promise<number | undefined> {
-  const rows = await db.query(
-    `SELECT sending_source_time, sending_available FROM inventory_channel_sync
-     WHERE channel = ? AND sku = ? AND location = ? AND sending_version = ?`,
-    [update.channel, update.sku, update.location, update.version],
-  );
-  const row = rows[0];
-  if (!row) return undefined;
-  const lagMs = Math.max(0, ackedAt - num(row.sending_source_time));
-  const r = await db.execute(
-    `UPDATE inventory_channel_sync SET acked_version = ?, acked_available = sending_available,
-       acked_at = ?, last_lag_ms = ?, sending_version = NULL, sending_available = NULL,
-       sending_until = NULL, sending_source_time = NULL
-     WHERE channel = ? AND sku = ? AND location = ? AND sending_version = ? AND acked_version < ?`,
-    [
-      update.version,
-      ackedAt,
-      lagMs,
-      update.channel,
-      update.sku,
-      update.location,
-      update.version,
-      update.version,
-    ],
-  );
-  if (r.changes === 0) return undefined;
-  await db.execute(
-    `INSERT INTO inventory_channel_lag (channel, sku, location, version, lag_ms, acked_at)
-     VALUES (?, ?, ?, ?, ?, ?)`,
-    [update.channel, update.sku, update.location, update.version, lagMs, ackedAt],
-  );
-  return lagMs;
+  return (await acknowledgeChannelPushes(db, [{ update, ackedAt }]))[0];
 }
 
 /** The channel refused or failed a send: the key is due again (with its newest value). */

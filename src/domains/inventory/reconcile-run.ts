@@ -185,7 +185,7 @@ export async function repushChannelKeys(
             now,
           );
         } else {
-          return; // a send is in flight; its acknowledgement plans the newest value
+          return; // a send is in flight: it carries the ledger's newest value at its claim
         }
       }
       n++;

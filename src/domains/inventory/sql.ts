@@ -7,7 +7,11 @@ export type InventorySql = Pick<HandlerTx, 'dialect' | 'query' | 'execute'>;
 
 /** A store that can run a function in one transaction (the Store port fits this). */
 export interface InventoryStore extends InventorySql {
-  transaction<T>(fn: (tx: InventorySql) => Promise<T>): Promise<T>;
+  /**
+   * `relaxed`: the commit need not reach the disk before it resolves (the Store port's relaxed
+   * transactions); only for bookkeeping whose loss is harmless.
+   */
+  transaction<T>(fn: (tx: InventorySql) => Promise<T>, opts?: { relaxed?: boolean }): Promise<T>;
 }
 
 /** Numbers come back from drivers as number, bigint or (for PostgreSQL NUMERIC) string. */

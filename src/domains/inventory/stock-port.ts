@@ -11,7 +11,6 @@ import type { ReserveOutcome, StockRequestLine, StockReservationPort } from '../
 import type { SqlRunner } from '../../ports/sql.js';
 import type { HandlerTx } from '../../runtime/index.js';
 import { channelAvailable, type AvailabilityRules } from './availability.js';
-import type { ChannelPushOptions } from './channel-push.js';
 import { publishAvailability, type InventoryHandlerOptions } from './handlers.js';
 import { AvailabilityLedger, readPosition, type StockPosition } from './ledger.js';
 import { recordAvailabilityChange } from './propagation.js';
@@ -31,8 +30,6 @@ export interface StockPortOptions {
   channels?: readonly string[];
   /** The sales channel of a request that names none (default `web`). */
   defaultChannel?: string;
-  /** Push channels at once when the caller's transaction is a handler's (see handlers.ts). */
-  push?: ChannelPushOptions;
   /** How long a reservation holds when the request gives no expiry (default 30 min). */
   reservationTtlMs?: number;
   now?: () => number;
@@ -94,7 +91,6 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
   const publishOpts: InventoryHandlerOptions = {
     rules,
     ...(opts.channels ? { channels: opts.channels } : {}),
-    ...(opts.push ? { push: opts.push } : {}),
     now,
   };
 
@@ -235,7 +231,7 @@ async function consumePart(
 
 /**
  * Records a position's new availability for each channel outside a handler (API routes, the
- * expiry sweep, reconciliation): the background pump plans the pushes.
+ * expiry sweep, reconciliation): the channel pushers send it once the transaction commits.
  */
 export async function recordForChannels(
   tx: InventorySql,

@@ -252,18 +252,22 @@ export function createCommerce(opts: CommerceOptions = {}): Commerce {
   };
   const versionOk = (v: string) => /^\d{4}-\d{2}$/.test(v) || v === 'unstable';
 
-  app.get<{ Params: VersionParams; Querystring: { limit?: string; ids?: string } }>(
-    `${base}/products.json`,
-    async (request, reply) => {
-      if (!versionOk(request.params.version)) return notFound(reply);
-      const limit = Math.min(250, Math.max(1, Number(request.query.limit ?? 50) || 50));
-      const ids = request.query.ids?.split(',').map((s) => toShopifyId(s.trim()));
-      const list = shop.products
-        .filter((p) => ids === undefined || ids.includes(p.id))
-        .slice(0, limit);
-      return { products: list.map((p) => productPayload(p, (v) => shop.available(v), ctx)) };
-    },
-  );
+  app.get<{
+    Params: VersionParams;
+    Querystring: { limit?: string; ids?: string; since_id?: string };
+  }>(`${base}/products.json`, async (request, reply) => {
+    if (!versionOk(request.params.version)) return notFound(reply);
+    const limit = Math.min(250, Math.max(1, Number(request.query.limit ?? 50) || 50));
+    const ids = request.query.ids?.split(',').map((s) => toShopifyId(s.trim()));
+    // `since_id`: products with a greater id, in id order (how a client pages past 250).
+    const since = request.query.since_id ? toShopifyId(request.query.since_id) : undefined;
+    const list = shop.products
+      .filter((p) => ids === undefined || ids.includes(p.id))
+      .filter((p) => since === undefined || p.id > since)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, limit);
+    return { products: list.map((p) => productPayload(p, (v) => shop.available(v), ctx)) };
+  });
 
   app.get<{ Params: IdParams }>(`${base}/products/:id`, async (request, reply) => {
     const id = idOf(request.params.id);

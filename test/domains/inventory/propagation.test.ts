@@ -12,42 +12,11 @@ import {
   planChannelPushes,
   quantile,
   recordAvailabilityChange,
-  selectPushes,
   takeCalls,
-  type PendingAvailability,
 } from '../../../src/domains/inventory/index.js';
 import { BACKENDS, openInventoryStore, seededRandom } from './support.js';
 
 describe('propagation rules', () => {
-  const row = (sku: string, o: Partial<PendingAvailability> = {}): PendingAvailability => ({
-    channel: 'web',
-    sku,
-    location: 'DC-1',
-    latestVersion: 2,
-    latestAvailable: 5,
-    pendingSince: 100,
-    ackedVersion: 1,
-    sendingVersion: null,
-    sendingUntil: null,
-    ...o,
-  });
-
-  test('selectPushes: due keys only, longest waiting first, at most the calls granted', () => {
-    const rows = [
-      row('a', { pendingSince: 300 }),
-      row('b', { pendingSince: 100 }),
-      row('c', { ackedVersion: 2 }),
-      row('d', { sendingVersion: 2, sendingUntil: 2000 }),
-      row('e', { sendingVersion: 2, sendingUntil: 500, pendingSince: 50 }),
-      row('f', { pendingSince: 200 }),
-    ];
-    assert.deepEqual(
-      selectPushes(rows, 1000, 3).map((r) => r.sku),
-      ['e', 'b', 'f'],
-    );
-    assert.deepEqual(selectPushes(rows, 1000, 0), []);
-  });
-
   test('takeCalls: a token bucket of whole calls', () => {
     let budget = { tokens: 0, at: 0 };
     let r = takeCalls(budget, 400, 2, 2, 5);
