@@ -300,6 +300,11 @@ export class PricingDesk {
             continue; // tried again on the next pass
           }
         }
+        const verdicts: Array<{
+          c: (typeof list)[number];
+          outcome: VerifyOutcome;
+          observed: ReturnType<NonNullable<typeof seen>['get']>;
+        }> = [];
         for (const c of list) {
           let outcome: VerifyOutcome;
           const observed = seen?.get(c.sku);
@@ -314,15 +319,16 @@ export class PricingDesk {
                 : 'mismatch';
           }
           outcomes[outcome]++;
-          await recordVerification(
-            this.opts.store,
-            target.system,
-            c,
-            outcome,
-            observed,
-            this.now(),
-          );
+          verdicts.push({ c, outcome, observed });
         }
+        // One commit for the scope's verdicts, not one per SKU: verification is background work
+        // and must not take the writer from orders and stock once per price.
+        const at = this.now();
+        await this.opts.store.transaction(async (tx) => {
+          for (const v of verdicts) {
+            await recordVerification(tx, target.system, v.c, v.outcome, v.observed, at);
+          }
+        });
       }
       await v.onChecked?.(target.system, outcomes);
     }

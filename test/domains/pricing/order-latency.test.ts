@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SCENARIOS, eventsTransport, runTraffic } from '../../../src/sandbox/scenarios/index.js';
 import type { PriceV1 } from '../../../src/canonical/index.js';
+import { runInventoryReconciliation } from '../../../src/wiring/inventory.js';
 import { startPricingWorld } from './helpers.js';
 
 const ENABLED = process.env.PRICING_P99 === '1';
@@ -30,6 +31,14 @@ void test(
     });
     t.after(() => w.stop());
     const key = await w.key(['channel']);
+    // The ledger starts from the ERP's stock, as a deployment does (reconcile --fix): orders
+    // then reserve and post instead of waiting as backorders.
+    await runInventoryReconciliation({
+      config: w.app.config,
+      store: w.app.store,
+      services: w.app.services,
+      fix: true,
+    });
     const erps = new Set(['cloud-erp', 'legacy-erp']);
     let samples: number[] = [];
     w.app.engine.events.on('delivered', (e) => {
