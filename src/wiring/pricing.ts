@@ -1,12 +1,17 @@
 // The pricing module: the price calendar's tables, the handlers of price submissions,
 // `price.changed` events, the distribution tick and push acknowledgements; the `channel.price`
-// performers of commerce platforms and store systems (src/connectors/price-channels); the
+// performers and read-backs of commerce platforms, store systems and marketplace feeds
+// (src/connectors/price-channels); the
 // pricing routes; and, in the worker role, the distribution clock, the read-back verifier and
 // the ERP's price file drop. See docs/pricing.md.
 import { Counter, Gauge } from 'prom-client';
 import { pricesRoutes, type PricesApi } from '../api/v1/prices.js';
 import type { SystemConfig } from '../config/schema.js';
-import { commercePriceChannel, posPriceChannel } from '../connectors/price-channels/index.js';
+import {
+  commercePriceChannel,
+  feedPriceChannel,
+  posPriceChannel,
+} from '../connectors/price-channels/index.js';
 import {
   PricingDesk,
   decideChange,
@@ -77,6 +82,32 @@ export const pricingModule: FeatureModule = {
     const listings = new Map<string, (sku: string) => boolean | undefined>();
     const listingRefreshers: Array<() => Promise<void>> = [];
 
+    // Read-backs go through the gate, within the channel's call budget.
+    const readerThroughGate =
+      (
+        id: string,
+        read: (
+          scope: string,
+          skus: readonly string[],
+          signal: AbortSignal | undefined,
+        ) => ReturnType<ChannelPriceReader>,
+      ): ChannelPriceReader =>
+      async (scope, skus) => {
+        let seen: Awaited<ReturnType<ChannelPriceReader>> | undefined;
+        const outcome = await ctx.gate.attempt({
+          destination: id,
+          idempotencyKey: `price-readback/${ctx.now()}`,
+          attempt: 1,
+          send: async ({ signal }) => {
+            seen = await read(scope, skus, signal);
+            return { status: 200 };
+          },
+        });
+        if (outcome.kind !== 'delivered' || !seen) {
+          throw new Error(`read-back of ${id} not made (${outcome.kind})`);
+        }
+        return seen;
+      };
     for (const target of targets) {
       const system = systems.get(target.system)!;
       budgets.set(system.id, {
@@ -109,22 +140,10 @@ export const pricingModule: FeatureModule = {
             },
           });
         });
-        readers.set(system.id, async (_scope, skus) => {
-          let seen: Awaited<ReturnType<ChannelPriceReader>> | undefined;
-          const outcome = await ctx.gate.attempt({
-            destination: system.id,
-            idempotencyKey: `price-readback/${ctx.now()}`,
-            attempt: 1,
-            send: async ({ signal }) => {
-              seen = await channel.readPrices(skus, signal);
-              return { status: 200 };
-            },
-          });
-          if (outcome.kind !== 'delivered' || !seen) {
-            throw new Error(`read-back of ${system.id} not made (${outcome.kind})`);
-          }
-          return seen;
-        });
+        readers.set(
+          system.id,
+          readerThroughGate(system.id, (_scope, skus, signal) => channel.readPrices(skus, signal)),
+        );
       } else if (system.kind === 'pos') {
         const groups = storesOf.get(system.id) ?? {};
         const channel = posPriceChannel({
@@ -135,9 +154,27 @@ export const pricingModule: FeatureModule = {
             : {}),
         });
         ctx.registerAction(system.id, 'channel.price', channel.perform);
+        readers.set(
+          system.id,
+          readerThroughGate(system.id, (scope, skus, signal) =>
+            channel.readPrices(scope, skus, signal),
+          ),
+        );
+      } else if (system.kind === 'marketplace') {
+        const path = system.settings.pricePath;
+        const apiKey = system.credentials.apiKey;
+        const channel = feedPriceChannel({
+          system: system.id,
+          baseUrl: system.baseUrl,
+          ...(typeof path === 'string' ? { path } : {}),
+          ...(apiKey ? { apiKey } : {}),
+        });
+        ctx.registerAction(system.id, 'channel.price', channel.perform);
+        readers.set(
+          system.id,
+          readerThroughGate(system.id, (_scope, skus, signal) => channel.readPrices(skus, signal)),
+        );
       }
-      // Marketplaces: no connector speaks a marketplace's price API yet; their prices are
-      // resolved and answerable (GET /v1/prices) but not pushed.
     }
 
     const verifications = new Counter({

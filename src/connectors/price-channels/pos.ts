@@ -3,6 +3,8 @@
 // batch (collected for `batchWindowMs`, at most `maxBatch` per call); each push resolves when
 // its batch was accepted. A push's scope is a store group; it goes to every store of the group
 // (`storesOf`), or, for a scope that names no configured group, to the store of that id.
+// `readPrices` reads back what the tills of a scope show (`GET /api/v1/stores/{store}/prices`):
+// a SKU counts as shown only when every store of the scope shows the same price.
 import { ActionError, type ActionPerformer } from '../../ports/system-actions.js';
 import { decimalOf } from './money.js';
 
@@ -32,6 +34,12 @@ interface Waiting {
 
 export interface PosPriceChannel {
   perform: ActionPerformer;
+  /** What every store of a scope shows for these SKUs (omitted where the stores disagree). */
+  readPrices(
+    scope: string,
+    skus: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, { listMinor: number; saleMinor?: number | undefined }>>;
   /** Calls made and prices sent (for figures). */
   readonly stats: { calls: number; prices: number };
 }
@@ -118,5 +126,61 @@ export function posPriceChannel(opts: PosPriceOptions): PosPriceChannel {
     return { ...shown, listed: true, stores: [...stores] };
   };
 
-  return { perform, stats };
+  async function readStore(
+    store: string,
+    skus: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<Map<string, { listMinor: number; saleMinor?: number | undefined }>> {
+    const out = new Map<string, { listMinor: number; saleMinor?: number | undefined }>();
+    for (let i = 0; i < skus.length; i += 100) {
+      const query = skus
+        .slice(i, i + 100)
+        .map((s) => `sku=${encodeURIComponent(s)}`)
+        .join('&');
+      const res = await http(`${base}/api/v1/stores/${encodeURIComponent(store)}/prices?${query}`, {
+        headers: { accept: 'application/json' },
+        ...(signal ? { signal } : {}),
+      });
+      if (!res.ok) {
+        const text = await res.text().catch(() => '');
+        throw new ActionError(
+          `store ${store} prices: HTTP ${res.status} ${text.slice(0, 200)}`,
+          'transient',
+          {
+            status: res.status,
+          },
+        );
+      }
+      const body = (await res.json()) as { prices?: Array<Partial<TillPrice>> };
+      for (const p of body.prices ?? []) {
+        if (typeof p.sku !== 'string' || typeof p.listPriceMinor !== 'number') continue;
+        out.set(p.sku, {
+          listMinor: p.listPriceMinor,
+          ...(typeof p.salePriceMinor === 'number' ? { saleMinor: p.salePriceMinor } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  async function readPrices(scope: string, skus: readonly string[], signal?: AbortSignal) {
+    const stores = opts.storesOf(scope) ?? (scope !== '' ? [scope] : []);
+    const shown = new Map<string, { listMinor: number; saleMinor?: number | undefined }>();
+    if (stores.length === 0) return shown;
+    const perStore = await Promise.all(stores.map((s) => readStore(s, skus, signal)));
+    for (const sku of skus) {
+      const seen = perStore.map((m) => m.get(sku));
+      const first = seen[0];
+      const same = seen.every(
+        (p) =>
+          p !== undefined &&
+          p.listMinor === first?.listMinor &&
+          (p.saleMinor ?? null) === (first?.saleMinor ?? null),
+      );
+      if (first && same) shown.set(sku, first);
+    }
+    return shown;
+  }
+
+  return { perform, readPrices, stats };
 }

@@ -13,6 +13,17 @@ import type { PlannedRequest } from '../scenarios/transport.js';
 import { batchOf, ringUpReturn, ringUpSale, sessionOf, storeIdOf } from './transactions.js';
 import type { PosBatch, PosCatalogueEntry, PosTransaction } from './transactions.js';
 
+/** A price as a till shows it (what Middlemart's store API sent, newest version per SKU). */
+interface TillShelfPrice {
+  sku: string;
+  currency: string;
+  listPrice: string;
+  listPriceMinor: number;
+  salePrice?: string;
+  salePriceMinor?: number;
+  version: number;
+}
+
 export interface PosOptions extends SimulatorOptions {
   /** Seeds the catalogue and every sale (default 1). */
   seed?: number;
@@ -347,6 +358,7 @@ export function createPos(opts: PosOptions = {}): Pos {
   );
 
   // What Middlemart sends to stores: price and stock updates for the tills.
+  const tillPrices = new Map<string, Map<string, TillShelfPrice>>();
   app.get('/api/v1/stores', async () => ({
     stores: [...stores.values()].map((s) => ({ id: s.id, online: s.online })),
   }));
@@ -356,9 +368,32 @@ export function createPos(opts: PosOptions = {}): Pos {
     if (!Array.isArray(body?.prices)) {
       return reply.code(422).send({ error: 'invalid', message: 'prices must be an array' });
     }
+    // The till keeps the newest version of each SKU's price (an older one changes nothing).
+    let shelf = tillPrices.get(request.params.id);
+    if (!shelf) tillPrices.set(request.params.id, (shelf = new Map()));
+    for (const raw of body.prices as unknown[]) {
+      const p = raw as Partial<{ sku: string; version: number; listPriceMinor: number }> | null;
+      if (typeof p?.sku !== 'string' || typeof p.listPriceMinor !== 'number') continue;
+      const seen = shelf.get(p.sku);
+      if (!seen || (seen.version ?? 0) <= (p.version ?? 0)) shelf.set(p.sku, raw as TillShelfPrice);
+    }
     sim.record('priceUpdates', { storeId: request.params.id, prices: body.prices.length });
     return { storeId: request.params.id, accepted: body.prices.length };
   });
+  // What the till shows: `GET /api/v1/stores/{id}/prices?sku=A&sku=B` (all when no sku given).
+  app.get<StoreParams & { Querystring: { sku?: string | string[] } }>(
+    '/api/v1/stores/:id/prices',
+    async (request, reply) => {
+      if (!stores.has(request.params.id)) return reply.code(404).send({ error: 'not_found' });
+      const shelf = tillPrices.get(request.params.id) ?? new Map<string, TillShelfPrice>();
+      const q = request.query.sku;
+      const wanted = q === undefined ? undefined : Array.isArray(q) ? q : [q];
+      const prices = wanted
+        ? wanted.map((sku) => shelf.get(sku)).filter((p) => p !== undefined)
+        : [...shelf.values()];
+      return { storeId: request.params.id, prices };
+    },
+  );
 
   // Click-and-collect: pickup tasks for store staff, one per order and store (a repeat answers
   // the task already made, 200 instead of 201).

@@ -101,7 +101,7 @@ void test(`${SIZE} price changes end with every final price right on every chann
     },
     240_000,
   );
-  // Every store group's final price acknowledged by the tills (the POS cannot be read back).
+  // Every store group's final price acknowledged by the tills.
   await eventually(
     'every till price acknowledged',
     async () => {
@@ -129,6 +129,37 @@ void test(`${SIZE} price changes end with every final price right on every chann
     },
     240_000,
   );
+  // What every till shows, read from the stores themselves: the final price of its group.
+  const posUrl = w.estate.systems.find((s) => s.id === 'pos')!.url;
+  const byStore = new Map<string, PriceV1[]>();
+  for (const p of expected.values()) {
+    for (const store of (STORE_GROUPS as Record<string, string[]>)[p.storeGroup!]!) {
+      if (!byStore.has(store)) byStore.set(store, []);
+      byStore.get(store)!.push(p);
+    }
+  }
+  for (const [store, prices] of byStore) {
+    const shown = new Map<string, { listPriceMinor: number; salePriceMinor?: number }>();
+    for (let i = 0; i < prices.length; i += 100) {
+      const q = prices
+        .slice(i, i + 100)
+        .map((p) => `sku=${encodeURIComponent(p.sku)}`)
+        .join('&');
+      const body = (await (await fetch(`${posUrl}/api/v1/stores/${store}/prices?${q}`)).json()) as {
+        prices: Array<{ sku: string; listPriceMinor: number; salePriceMinor?: number }>;
+      };
+      for (const t of body.prices) shown.set(t.sku, t);
+    }
+    for (const p of prices) {
+      const t = shown.get(p.sku);
+      assert.equal(t?.listPriceMinor, p.listPrice.amount, `${store} ${p.sku} list price`);
+      assert.equal(
+        t?.salePriceMinor ?? null,
+        p.salePrice?.amount ?? null,
+        `${store} ${p.sku} sale price`,
+      );
+    }
+  }
   const doneMs = Date.now() - started;
 
   const commerceState = (await (
@@ -179,6 +210,26 @@ void test(`${SIZE} price changes end with every final price right on every chann
   const shop = v.targets.find((x: { channel: string }) => x.channel === 'commerce');
   assert.equal(shop.mismatched, 0);
   assert.equal(shop.matched, shopSkus.length);
+  // … and the tills: every store group with stores read back, none in mismatch.
+  const tills = await eventually(
+    'the tills verified',
+    async () => {
+      const r = await w.call('GET', '/v1/prices/verification', { key: await w.key(['operator']) });
+      const pos = (
+        r.json().targets as Array<{
+          channel: string;
+          unverified: number;
+          waiting: number;
+          matched: number;
+          mismatched: number;
+        }>
+      ).find((x) => x.channel === 'pos');
+      return pos && pos.unverified === 0 && pos.waiting === 0 ? pos : undefined;
+    },
+    60_000,
+  );
+  assert.equal(tills.mismatched, 0);
+  assert.equal(tills.matched, tillKeys.length);
   const metrics = await fetch(`${w.url}/metrics`, {
     headers: { authorization: `Bearer ${await w.key(['operator'])}` },
   });
