@@ -6,7 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SCENARIOS } from '../../../src/sandbox/scenarios/scenarios.js';
 import type { PriceV1 } from '../../../src/canonical/index.js';
-import { STORE_GROUPS, eventually, startPricingWorld } from './helpers.js';
+import {
+  STORE_GROUPS,
+  assertFinalPrices,
+  eventually,
+  finalPrices,
+  startPricingWorld,
+} from './helpers.js';
 
 const SIZE = Number(process.env.PRICING_BULK_SIZE ?? 5000);
 
@@ -32,13 +38,7 @@ void test(`${SIZE} price changes end with every final price right on every chann
   );
   assert.equal(batches.flat().length, SIZE);
 
-  // The final price per SKU and store group: the latest effective start (all are in the past).
-  const expected = new Map<string, PriceV1>();
-  for (const p of batches.flat()) {
-    const k = `${p.sku}|${p.storeGroup}`;
-    const seen = expected.get(k);
-    if (!seen || Date.parse(p.effectiveFrom) >= Date.parse(seen.effectiveFrom)) expected.set(k, p);
-  }
+  const expected = finalPrices(batches.flat());
 
   const started = Date.now();
   let next = 0;
@@ -82,84 +82,7 @@ void test(`${SIZE} price changes end with every final price right on every chann
   }, 5000);
   t.after(() => clearInterval(progress));
 
-  // The shop follows the eu-stores price zone; it sells MM-00001 … MM-00060.
-  const shopSkus = [...expected.values()].filter(
-    (p) => p.storeGroup === 'eu-stores' && p.sku <= 'MM-00060',
-  );
-  assert.ok(shopSkus.length > 0);
-  await eventually(
-    'every shop price final',
-    async () => {
-      for (const p of shopSkus) {
-        const shown = await w.shopPrice(p.sku);
-        const pay = p.salePrice?.amount ?? p.listPrice.amount;
-        if (shown?.price !== pay) return undefined;
-        if ((shown.compareAt ?? null) !== (p.salePrice ? p.listPrice.amount : null))
-          return undefined;
-      }
-      return true;
-    },
-    240_000,
-  );
-  // Every store group's final price acknowledged by the tills.
-  await eventually(
-    'every till price acknowledged',
-    async () => {
-      for (const p of expected.values()) {
-        const group = p.storeGroup!;
-        if ((STORE_GROUPS as Record<string, string[]>)[group]!.length === 0) continue;
-        const q = new URLSearchParams({ sku: p.sku, channel: 'pos', storeGroup: group });
-        const r = await w.call('GET', `/v1/prices?${q.toString()}`, { key: reader });
-        const body = r.json();
-        const a = body.acknowledged;
-        if (
-          !a ||
-          a.listPrice.amount !== p.listPrice.amount ||
-          (a.salePrice?.amount ?? null) !== (p.salePrice?.amount ?? null)
-        ) {
-          return undefined;
-        }
-        assert.equal(
-          body.price.listPrice.amount,
-          p.listPrice.amount,
-          'GET /v1/prices answers the final price',
-        );
-      }
-      return true;
-    },
-    240_000,
-  );
-  // What every till shows, read from the stores themselves: the final price of its group.
-  const posUrl = w.estate.systems.find((s) => s.id === 'pos')!.url;
-  const byStore = new Map<string, PriceV1[]>();
-  for (const p of expected.values()) {
-    for (const store of (STORE_GROUPS as Record<string, string[]>)[p.storeGroup!]!) {
-      if (!byStore.has(store)) byStore.set(store, []);
-      byStore.get(store)!.push(p);
-    }
-  }
-  for (const [store, prices] of byStore) {
-    const shown = new Map<string, { listPriceMinor: number; salePriceMinor?: number }>();
-    for (let i = 0; i < prices.length; i += 100) {
-      const q = prices
-        .slice(i, i + 100)
-        .map((p) => `sku=${encodeURIComponent(p.sku)}`)
-        .join('&');
-      const body = (await (await fetch(`${posUrl}/api/v1/stores/${store}/prices?${q}`)).json()) as {
-        prices: Array<{ sku: string; listPriceMinor: number; salePriceMinor?: number }>;
-      };
-      for (const t of body.prices) shown.set(t.sku, t);
-    }
-    for (const p of prices) {
-      const t = shown.get(p.sku);
-      assert.equal(t?.listPriceMinor, p.listPrice.amount, `${store} ${p.sku} list price`);
-      assert.equal(
-        t?.salePriceMinor ?? null,
-        p.salePrice?.amount ?? null,
-        `${store} ${p.sku} sale price`,
-      );
-    }
-  }
+  const { shopSkus, tillKeys } = await assertFinalPrices(w, expected, reader);
   const doneMs = Date.now() - started;
 
   const commerceState = (await (
@@ -179,9 +102,6 @@ void test(`${SIZE} price changes end with every final price right on every chann
     receivedTotals: Record<string, number>;
   };
   const tillPuts = posState.receivedTotals.priceUpdates ?? 0;
-  const tillKeys = [...expected.values()].filter(
-    (p) => (STORE_GROUPS as Record<string, string[]>)[p.storeGroup!]!.length > 0,
-  );
   const tillPrices = tillKeys.reduce(
     (n, p) => n + (STORE_GROUPS as Record<string, string[]>)[p.storeGroup!]!.length,
     0,

@@ -1,10 +1,12 @@
 // Middlemart against the sandbox estate over loopback HTTP: the real composition root on a
 // temporary SQLite file, the estate on ephemeral ports, a pricing section of the test's own.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { startApp, type App } from '../../../src/app.js';
+import type { PriceV1 } from '../../../src/canonical/index.js';
 import { createApiKey } from '../../../src/api/auth/api-keys.js';
 import type { Role } from '../../../src/api/auth/roles.js';
 import { parseConfig } from '../../../src/config/load.js';
@@ -145,6 +147,112 @@ export async function startPricingWorld(
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The final price per SKU and store group of a calendar whose changes are all in effect. */
+export function finalPrices(changes: readonly PriceV1[]): Map<string, PriceV1> {
+  const expected = new Map<string, PriceV1>();
+  for (const p of changes) {
+    const k = `${p.sku}|${p.storeGroup}`;
+    const seen = expected.get(k);
+    if (!seen || Date.parse(p.effectiveFrom) >= Date.parse(seen.effectiveFrom)) expected.set(k, p);
+  }
+  return expected;
+}
+
+/**
+ * Waits until every final price shows where it must: on the shop (the eu-stores price zone, the
+ * SKUs it sells), acknowledged by the tills of every store group with stores, and on each till
+ * itself (read from the sandbox POS). Returns the shop's and the tills' keys.
+ */
+export async function assertFinalPrices(
+  w: PricingWorld,
+  expected: ReadonlyMap<string, PriceV1>,
+  reader: string,
+  timeoutMs = 240_000,
+): Promise<{ shopSkus: PriceV1[]; tillKeys: PriceV1[] }> {
+  // The shop follows the eu-stores price zone; it sells MM-00001 … MM-00060.
+  const shopSkus = [...expected.values()].filter(
+    (p) => p.storeGroup === 'eu-stores' && p.sku <= 'MM-00060',
+  );
+  assert.ok(shopSkus.length > 0);
+  await eventually(
+    'every shop price final',
+    async () => {
+      for (const p of shopSkus) {
+        const shown = await w.shopPrice(p.sku);
+        const pay = p.salePrice?.amount ?? p.listPrice.amount;
+        if (shown?.price !== pay) return undefined;
+        if ((shown.compareAt ?? null) !== (p.salePrice ? p.listPrice.amount : null))
+          return undefined;
+      }
+      return true;
+    },
+    timeoutMs,
+  );
+  // Every store group's final price acknowledged by the tills.
+  await eventually(
+    'every till price acknowledged',
+    async () => {
+      for (const p of expected.values()) {
+        const group = p.storeGroup!;
+        if ((STORE_GROUPS as Record<string, string[]>)[group]!.length === 0) continue;
+        const q = new URLSearchParams({ sku: p.sku, channel: 'pos', storeGroup: group });
+        const r = await w.call('GET', `/v1/prices?${q.toString()}`, { key: reader });
+        const body = r.json();
+        const a = body.acknowledged;
+        if (
+          !a ||
+          a.listPrice.amount !== p.listPrice.amount ||
+          (a.salePrice?.amount ?? null) !== (p.salePrice?.amount ?? null)
+        ) {
+          return undefined;
+        }
+        assert.equal(
+          body.price.listPrice.amount,
+          p.listPrice.amount,
+          'GET /v1/prices answers the final price',
+        );
+      }
+      return true;
+    },
+    timeoutMs,
+  );
+  // What every till shows, read from the stores themselves: the final price of its group.
+  const posUrl = w.estate.systems.find((s) => s.id === 'pos')!.url;
+  const byStore = new Map<string, PriceV1[]>();
+  for (const p of expected.values()) {
+    for (const store of (STORE_GROUPS as Record<string, string[]>)[p.storeGroup!]!) {
+      if (!byStore.has(store)) byStore.set(store, []);
+      byStore.get(store)!.push(p);
+    }
+  }
+  for (const [store, prices] of byStore) {
+    const shown = new Map<string, { listPriceMinor: number; salePriceMinor?: number }>();
+    for (let i = 0; i < prices.length; i += 100) {
+      const q = prices
+        .slice(i, i + 100)
+        .map((p) => `sku=${encodeURIComponent(p.sku)}`)
+        .join('&');
+      const body = (await (await fetch(`${posUrl}/api/v1/stores/${store}/prices?${q}`)).json()) as {
+        prices: Array<{ sku: string; listPriceMinor: number; salePriceMinor?: number }>;
+      };
+      for (const t of body.prices) shown.set(t.sku, t);
+    }
+    for (const p of prices) {
+      const t = shown.get(p.sku);
+      assert.equal(t?.listPriceMinor, p.listPrice.amount, `${store} ${p.sku} list price`);
+      assert.equal(
+        t?.salePriceMinor ?? null,
+        p.salePrice?.amount ?? null,
+        `${store} ${p.sku} sale price`,
+      );
+    }
+  }
+  const tillKeys = [...expected.values()].filter(
+    (p) => (STORE_GROUPS as Record<string, string[]>)[p.storeGroup!]!.length > 0,
+  );
+  return { shopSkus, tillKeys };
 }
 
 /** Polls `check` every 50 ms until it returns a value, or fails after `timeoutMs`. */
