@@ -32,6 +32,7 @@ import { Pool } from 'undici';
 import { openStore } from '../src/store/index.js';
 import { createEngine } from '../src/runtime/engine.js';
 import { createDeliveryGate } from '../src/runtime/delivery/index.js';
+import { createPayloadSealer } from '../src/runtime/sealing.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DURATION = Number(process.env.BENCH_DURATION_S ?? '5');
@@ -43,6 +44,20 @@ const PARTS = new Set((process.env.BENCH_ONLY ?? 'accept,deliver,backlog').split
 const STORES = new Set((process.env.BENCH_STORES ?? 'sqlite,postgres').split(','));
 /** How SQLite commits become durable: `full` (synchronous=FULL, the default) or `background`. */
 const SQLITE_SYNC = process.env.BENCH_SQLITE_SYNC === 'background' ? 'background' : 'full';
+/**
+ * BENCH_SEAL=1: every payload sealed at rest (AES-256-GCM, ADR 0018) in the accept and drain
+ * runs; BENCH_SEAL=personal: the default scope (only personal data), where the bench's messages
+ * are not personal and stay clear.
+ */
+const SEALER =
+  process.env.BENCH_SEAL === '1' || process.env.BENCH_SEAL === 'personal'
+    ? {
+        sealer: createPayloadSealer({ current: randomBytes(32) }),
+        ...(process.env.BENCH_SEAL === 'personal'
+          ? { sealScope: 'personal-data' as const, personalDataTypes: ['customer.created'] }
+          : {}),
+      }
+    : {};
 
 // ----------------------------------------------------------------------------- child modes
 
@@ -76,7 +91,7 @@ async function serve(mode: 'ceiling' | 'durable'): Promise<void> {
   } else {
     const { url, schema } = storeOptions();
     const store = await openStore(url, { ...(schema ? { schema } : {}), sqliteSync: SQLITE_SYNC });
-    const engine = createEngine({ store });
+    const engine = createEngine({ store, ...SEALER });
     app.post('/v1/messages', async (req, reply) => {
       const body = req.body as { id: string };
       // The text as received: hashed, and stored as it is.
@@ -140,6 +155,7 @@ async function drain(): Promise<void> {
     deliveryWorkers: 64,
     perDestinationInFlight: 64,
     gate,
+    ...SEALER,
   });
   engine.registerHandler('bench.message', async (msg, tx) => {
     await tx.deliver({ destination: 'stub', payload: msg.payload });
@@ -386,6 +402,7 @@ async function main(): Promise<void> {
     connections: 64,
     bodyBytes: BODY_BYTES,
     sqliteSync: SQLITE_SYNC,
+    sealed: process.env.BENCH_SEAL ?? 'no',
   };
   let ceiling: LoadResult | undefined;
   if (PARTS.has('accept')) {

@@ -29,6 +29,7 @@ import { appendAudit } from './api/auth/audit.js';
 import { SYSTEM_ACKNOWLEDGED_TYPE } from './ports/system-actions.js';
 import { AcknowledgementRouter, ActionRegistry, MODULES } from './wiring/index.js';
 import { destinationPolicies } from './wiring/policies.js';
+import { engineSealing } from './wiring/customers.js';
 
 export { destinationPolicies };
 import type { FeatureModule, MessageObserver, ModuleInstance, Services } from './wiring/index.js';
@@ -135,7 +136,22 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   const gate = createDeliveryGate(destinationPolicies(config.systems));
+  // Engine payloads are sealed with the PII key when one is configured (ADR 0018).
+  let sealing: ReturnType<typeof engineSealing>;
+  try {
+    sealing = engineSealing({
+      config,
+      env: process.env,
+      storeDescription: store.description,
+      dialect: store.dialect,
+      logger: logger.child({ component: 'engine' }),
+    });
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const engine = createEngine({
+    ...sealing,
     store,
     gate,
     workers: config.engine.workers,

@@ -5,6 +5,7 @@ import {
   CalendarDate,
   EmailAddress,
   EntityId,
+  NonNegativeMoney,
   PhoneNumber,
   Region,
   SourceRef,
@@ -86,6 +87,45 @@ export const CustomerV1 = z
     consents: z.array(Consent).describe('Consents, at most one per purpose and channel.'),
     region: Region,
     loyaltyId: z.string().min(1).max(64).optional().describe('Loyalty programme member id.'),
+    legalName: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe('Legal (registered) name of the account, as the ERP keeps it.'),
+    taxId: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Tax or VAT identification number, as the ERP keeps it.'),
+    paymentTerms: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Payment terms agreed in the ERP, by their code (e.g. NET30).'),
+    creditLimit: NonNegativeMoney.optional(),
+    preferences: z
+      .record(z.string().min(1).max(64), z.union([z.string().max(500), z.number(), z.boolean()]))
+      .optional()
+      .describe('Preferences the CRM keeps (language, contact time, sizes …), by name.'),
+    segments: z
+      .array(z.string().min(1).max(64))
+      .max(100)
+      .optional()
+      .describe('Marketing segments the CRM assigns.'),
+    loyaltyTier: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Loyalty programme tier (e.g. gold), as the loyalty system keeps it.'),
+    loyaltyPoints: z
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Loyalty points balance, as the loyalty system keeps it.'),
     createdAt: Timestamp.optional().describe('When the customer first became known.'),
     updatedAt: Timestamp.optional().describe('When the profile last changed.'),
   })

@@ -4,6 +4,7 @@
 // the tail of its partition key (a fresh sequence, so key order holds).
 import type { SqlValue, Store } from '../store/port.js';
 import { insertMessage, lockPartitionKeys, priorityOf, type AttemptRecord } from './queue.js';
+import { readStoredPayload, SealedPayloadError, type PayloadSealer } from './sealing.js';
 
 export interface DeadLetter {
   id: string;
@@ -17,7 +18,10 @@ export interface DeadLetter {
   attempts: number;
   history: AttemptRecord[];
   traceparent: string | null;
+  /** The payload, opened when it was stored sealed; null when it cannot be opened. */
   payload: unknown;
+  /** Why the payload could not be opened (a sealed payload under a key not configured here). */
+  payloadError?: string;
   deadAt: string;
   status: 'dead' | 'replayed';
   replayCount: number;
@@ -62,7 +66,19 @@ interface DeadLetterRow {
   replayed_at: number | null;
 }
 
-function toDeadLetter(r: DeadLetterRow): DeadLetter {
+function payloadOf(
+  r: DeadLetterRow,
+  sealer: PayloadSealer | undefined,
+): { payload: unknown; payloadError?: string } {
+  try {
+    return { payload: readStoredPayload(sealer, r.payload) };
+  } catch (err) {
+    if (err instanceof SealedPayloadError) return { payload: null, payloadError: err.message };
+    throw err;
+  }
+}
+
+function toDeadLetter(r: DeadLetterRow, sealer: PayloadSealer | undefined): DeadLetter {
   return {
     id: r.id,
     kind: r.kind,
@@ -75,7 +91,7 @@ function toDeadLetter(r: DeadLetterRow): DeadLetter {
     attempts: r.attempts,
     history: JSON.parse(r.history) as AttemptRecord[],
     traceparent: r.traceparent,
-    payload: JSON.parse(r.payload) as unknown,
+    ...payloadOf(r, sealer),
     deadAt: new Date(r.dead_at).toISOString(),
     status: r.status,
     replayCount: r.replay_count,
@@ -134,11 +150,12 @@ function decodeCursor(cursor: string): [number, string] {
   throw new Error('invalid cursor');
 }
 
-/** Newest first. */
+/** Newest first. Sealed payloads are opened with `sealer` (ADR 0018). */
 export async function listDeadLetters(
   store: Store,
   filter: DeadLetterFilter = {},
   page: { limit?: number; cursor?: string } = {},
+  sealer?: PayloadSealer,
 ): Promise<DeadLetterPage> {
   const limit = Math.min(Math.max(page.limit ?? 50, 1), 1000);
   const w = whereOf(filter);
@@ -152,14 +169,18 @@ export async function listDeadLetters(
   sql += ' ORDER BY dead_at DESC, id DESC LIMIT ?';
   params.push(limit + 1);
   const rows = await store.query<DeadLetterRow>(sql, params);
-  const items = rows.slice(0, limit).map(toDeadLetter);
+  const items = rows.slice(0, limit).map((r) => toDeadLetter(r, sealer));
   const last = rows.length > limit ? rows[limit - 1] : undefined;
   return { items, ...(last ? { nextCursor: encodeCursor(last.dead_at, last.id) } : {}) };
 }
 
-export async function showDeadLetter(store: Store, id: string): Promise<DeadLetter | undefined> {
+export async function showDeadLetter(
+  store: Store,
+  id: string,
+  sealer?: PayloadSealer,
+): Promise<DeadLetter | undefined> {
   const rows = await store.query<DeadLetterRow>('SELECT * FROM dead_letters WHERE id = ?', [id]);
-  return rows[0] ? toDeadLetter(rows[0]) : undefined;
+  return rows[0] ? toDeadLetter(rows[0], sealer) : undefined;
 }
 
 export interface ReplayResult {
@@ -222,7 +243,9 @@ export async function replayDeadLetter(
         type: m.type,
         partitionKey: m.partition_key,
         priority: priorityOf(m.priority),
-        payload: JSON.parse(m.payload) as unknown,
+        // Copied in its stored form: a sealed payload stays sealed, a clear one clear.
+        payload: null,
+        storedPayload: m.payload,
         traceparent: m.traceparent ?? undefined,
         replayCount: m.replay_count + 1,
       },

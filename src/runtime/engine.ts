@@ -41,6 +41,7 @@ import {
   type DeadLetterPage,
   type ReplayResult,
 } from './dead-letters.js';
+import { isSealedPayload, readStoredPayload, type PayloadSealer } from './sealing.js';
 import {
   PRIORITY_CLASSES,
   PermanentError,
@@ -54,6 +55,7 @@ import {
   type EngineStats,
   type HandlerTx,
   type MessageHandler,
+  type OutboundDelivery,
   type PriorityClass,
   type Sender,
 } from './types.js';
@@ -117,6 +119,20 @@ export interface EngineOptions {
   };
   /** Accepts per group commit (default 512). */
   acceptBatchMax?: number;
+  /**
+   * Seals message, delivery and dead letter payloads at rest (ADR 0018; which ones:
+   * `sealScope`); handlers and senders still see them in clear. Without one, payloads are
+   * stored in clear. Rows written in clear stay readable after a sealer is configured.
+   */
+  sealer?: PayloadSealer;
+  /**
+   * What the sealer seals: `all` payloads (default), or only `personal-data`: messages whose
+   * request says `personalData` or whose type is in `personalDataTypes`, what the handler of
+   * such a message emits and delivers, and deliveries that say `personalData`.
+   */
+  sealScope?: 'all' | 'personal-data';
+  /** Message types whose payloads always carry personal data (for `sealScope: personal-data`). */
+  personalDataTypes?: Iterable<string>;
   logger?: EngineLogger;
 }
 
@@ -144,6 +160,13 @@ export interface Engine {
   readonly events: EventEmitter<EngineEvents>;
   readonly counters: Readonly<EngineCounters>;
   readonly running: boolean;
+  /** The key id payloads are sealed under; undefined when they are stored in clear. */
+  readonly payloadKeyId: string | undefined;
+  /**
+   * Reads a payload as stored in `messages`, `deliveries` or `dead_letters` (sealed or clear)
+   * into its value; throws a SealedPayloadError when it is sealed under a key not configured.
+   */
+  readPayload(stored: unknown): unknown;
 }
 
 const silentLogger: EngineLogger = { warn: () => undefined, error: () => undefined };
@@ -230,6 +253,9 @@ class DurableEngine implements Engine {
   readonly deadLetters: Engine['deadLetters'];
 
   private readonly store: Store;
+  private readonly sealer: PayloadSealer | undefined;
+  /** Only personal data is sealed: the types that always carry it. */
+  private readonly personalOnly: ReadonlySet<string> | undefined;
   private readonly log: EngineLogger;
   private readonly workers: number;
   private readonly handlerBatch: number;
@@ -290,6 +316,9 @@ class DurableEngine implements Engine {
 
   constructor(opts: EngineOptions) {
     this.store = opts.store;
+    this.sealer = opts.sealer;
+    this.personalOnly =
+      opts.sealScope === 'personal-data' ? new Set(opts.personalDataTypes ?? []) : undefined;
     this.log = opts.logger ?? silentLogger;
     this.workers = Math.max(1, opts.workers ?? 8);
     this.handlerBatch = Math.max(
@@ -331,9 +360,10 @@ class DurableEngine implements Engine {
     this.maxFlushes = 4;
 
     const store = this.store;
+    const sealer = this.sealer;
     this.deadLetters = {
-      list: (filter, page) => listDeadLetters(store, filter, page),
-      show: (id) => showDeadLetter(store, id),
+      list: (filter, page) => listDeadLetters(store, filter, page, sealer),
+      show: (id) => showDeadLetter(store, id, sealer),
       replay: async (id) => {
         const r = await replayDeadLetter(store, id);
         if (r) this.afterReplay([r]);
@@ -345,12 +375,39 @@ class DurableEngine implements Engine {
         return r;
       },
     };
+    if (this.sealer) {
+      this.log.info?.(
+        { payloadKeyId: this.sealer.keyId, sealScope: this.personalOnly ? 'personal-data' : 'all' },
+        this.personalOnly
+          ? 'engine: payloads carrying personal data are sealed at rest (AES-256-GCM); others are stored in clear'
+          : 'engine: message, delivery and dead letter payloads are sealed at rest (AES-256-GCM)',
+      );
+    } else {
+      this.log.info?.({}, 'engine: no payload key configured; payloads are stored in clear');
+    }
     // An 'error' event without listeners would throw; errors are also logged.
     this.events.on('error', () => undefined);
   }
 
   get running(): boolean {
     return this.started && !this.stopping;
+  }
+
+  get payloadKeyId(): string | undefined {
+    return this.sealer?.keyId;
+  }
+
+  readPayload(stored: unknown): unknown {
+    return readStoredPayload(this.sealer, stored);
+  }
+
+  /** Whether an accepted or emitted request's payload is sealed. */
+  private readonly sealWhen = (req: AcceptRequest): boolean =>
+    !this.personalOnly || req.personalData === true || this.personalOnly.has(req.type);
+
+  /** Whether a claimed message carries personal data (what its handler writes is sealed). */
+  private personalMessage(row: MessageRow): boolean {
+    return !this.personalOnly || this.personalOnly.has(row.type) || isSealedPayload(row.payload);
   }
 
   private afterReplay(results: ReplayResult[]): void {
@@ -412,6 +469,8 @@ class DurableEngine implements Engine {
       idempotencyWindowMs: this.idempotencyWindowMs,
       refuseDeferrable: this.deferrableBacklog > this.deferrableLimit,
       retryAfterSeconds: this.retryAfterSeconds,
+      sealer: this.sealer,
+      sealWhen: this.sealWhen,
     };
     let results: (AcceptResult | Error)[];
     try {
@@ -675,8 +734,9 @@ class DurableEngine implements Engine {
     c: Claimed<MessageRow>,
     promote = true,
   ): Promise<HandlerEffects> {
-    const msg = toQueuedMessage(c.row);
+    const msg = toQueuedMessage(c.row, this.sealer);
     const handler = this.handlers.get(msg.type);
+    const personal = this.sealer !== undefined && this.personalMessage(c.row);
     if (!handler) throw new PermanentError(`no handler registered for ${msg.type}`);
     const effects: HandlerEffects = { emitted: 0, delivered: 0 };
     // The done-mark first: on PostgreSQL it locks the row, so a worker that re-claimed an
@@ -691,7 +751,7 @@ class DurableEngine implements Engine {
       state: stateAccess(sql, Date.now),
       emit: async (e: EmitRequest) => {
         effects.emitted++;
-        return this.emitInTx(sql, msg, e, effects.emitted);
+        return this.emitInTx(sql, msg, e, effects.emitted, personal);
       },
       deliver: async (d: DeliveryRequest) => {
         const n = (perDestination.get(d.destination) ?? 0) + 1;
@@ -711,6 +771,7 @@ class DurableEngine implements Engine {
             originAt: c.row.accepted_at,
           },
           Date.now(),
+          personal || d.personalData === true ? this.sealer : undefined,
         );
       },
     };
@@ -796,6 +857,7 @@ class DurableEngine implements Engine {
     parent: ReturnType<typeof toQueuedMessage>,
     e: EmitRequest,
     n: number,
+    personal: boolean,
   ): Promise<string> {
     const now = Date.now();
     const req: AcceptRequest = {
@@ -810,6 +872,7 @@ class DurableEngine implements Engine {
         ? { traceparent: (e.traceparent ?? parent.traceparent) as string }
         : {}),
       ...(e.availableAt ? { availableAt: e.availableAt } : {}),
+      ...(personal || e.personalData ? { personalData: true } : {}),
     };
     validate(req);
     await lockPartitionKeys(sql, [req.partitionKey]);
@@ -818,6 +881,8 @@ class DurableEngine implements Engine {
       idempotencyWindowMs: this.idempotencyWindowMs,
       refuseDeferrable: false,
       retryAfterSeconds: this.retryAfterSeconds,
+      sealer: this.sealer,
+      sealWhen: this.sealWhen,
     });
     if (r.outcome === 'backpressure') throw new Error('unreachable: emit refused');
     return r.messageId;
@@ -927,7 +992,16 @@ class DurableEngine implements Engine {
 
   private async attemptDelivery(c: Claimed<DeliveryRow>): Promise<void> {
     const gate = this.gate!;
-    const delivery = toOutboundDelivery(c.row);
+    let delivery: OutboundDelivery;
+    try {
+      delivery = toOutboundDelivery(c.row, this.sealer);
+    } catch (err) {
+      // A payload sealed under a key this process does not have: nothing is sent; the attempt
+      // counts, so the delivery is retried (another process, or this one after a restart with
+      // the key, may open it) and finally dead-lettered with the reason.
+      await this.unreadableDelivery(c, errorText(err));
+      return;
+    }
     const sender = this.senders.get(delivery.destination);
     let result: DeliveryResult;
     const started = Date.now();
@@ -1054,6 +1128,39 @@ class DurableEngine implements Engine {
           });
         }
         break;
+    }
+  }
+
+  private async unreadableDelivery(c: Claimed<DeliveryRow>, error: string): Promise<void> {
+    const attempt = c.row.attempts + 1;
+    const result: DeliveryResult =
+      attempt >= this.deliveryMaxAttempts
+        ? { kind: 'dead', reason: 'payload cannot be opened', error, latencyMs: 0 }
+        : { kind: 'retry', afterMs: this.handlerBackoff(attempt), error, latencyMs: 0 };
+    this.log.error({ deliveryId: c.row.id, error }, 'engine: delivery payload cannot be opened');
+    try {
+      if (!(await this.settle(c, result))) return;
+    } catch (err) {
+      this.reportError('record delivery outcome', err);
+      return;
+    }
+    if (result.kind === 'dead') {
+      this.counters.deadLettered++;
+      this.events.emit('dead-lettered', {
+        kind: 'delivery',
+        id: c.row.id,
+        destination: c.row.destination,
+        reason: result.reason,
+      });
+    } else {
+      this.counters.retried++;
+      this.events.emit('retried', {
+        kind: 'delivery',
+        id: c.row.id,
+        destination: c.row.destination,
+        afterMs: result.afterMs,
+        error,
+      });
     }
   }
 

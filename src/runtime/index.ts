@@ -11,3 +11,12 @@ export {
 export type { DeadLetter, DeadLetterFilter, DeadLetterPage, ReplayResult } from './dead-letters.js';
 export { LeaseLostError, purgeExpired, queueDepths } from './queue.js';
 export type { AttemptRecord, PurgeReport, RetentionWindows, QueueDepths } from './queue.js';
+export {
+  createPayloadSealer,
+  isSealedPayload,
+  sealedKeyId,
+  sealingKeyId,
+  SealedPayloadError,
+  SEALED_PAYLOAD_PREFIX,
+} from './sealing.js';
+export type { PayloadSealer, SealingKeys } from './sealing.js';

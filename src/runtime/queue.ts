@@ -11,6 +11,7 @@ import {
   type PriorityClass,
   type QueuedMessage,
 } from './types.js';
+import { readStoredPayload, storedPayload, type PayloadSealer } from './sealing.js';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -26,11 +27,6 @@ export function priorityOf(rank: number): PriorityClass {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function parseJson(text: unknown): unknown {
-  if (typeof text !== 'string') return null;
-  return JSON.parse(text) as unknown;
 }
 
 /**
@@ -68,6 +64,10 @@ export interface InboxOptions {
   /** When true, new deferrable messages are refused (duplicates are still answered). */
   refuseDeferrable: boolean;
   retryAfterSeconds: number;
+  /** Seals payloads before they are written (ADR 0018); absent: stored in clear. */
+  sealer?: PayloadSealer | undefined;
+  /** Which requests' payloads the sealer seals (default: every one). */
+  sealWhen?: ((req: AcceptRequest) => boolean) | undefined;
 }
 
 interface KeyRow extends Row {
@@ -111,6 +111,22 @@ export interface InsertMessage {
   traceparent?: string | undefined;
   availableAt?: Date | undefined;
   replayCount?: number;
+  /** The payload already in its stored form (a replay copies it as it is, sealed or not). */
+  storedPayload?: string | undefined;
+}
+
+/** The sealer for one request's payload: undefined when it is to be stored in clear. */
+function sealerFor(req: AcceptRequest, opts: InboxOptions): PayloadSealer | undefined {
+  if (!opts.sealer) return undefined;
+  return !opts.sealWhen || opts.sealWhen(req) ? opts.sealer : undefined;
+}
+
+/** The stored form of a message's payload (sealed when a sealer is given). */
+function messagePayload(
+  m: { payload: unknown; payloadJson?: string | undefined },
+  sealer: PayloadSealer | undefined,
+): string {
+  return storedPayload(sealer, m.payloadJson ?? JSON.stringify(m.payload ?? null));
 }
 
 export async function insertMessage(
@@ -118,6 +134,7 @@ export async function insertMessage(
   m: InsertMessage,
   now: number,
   id: string = timeOrderedId(now),
+  sealer?: PayloadSealer,
 ): Promise<string> {
   // The first queued message of a key is its head (the only claimable one). Callers hold the
   // key's lock on PostgreSQL (lockPartitionKeys), so this check cannot race a completion.
@@ -134,7 +151,7 @@ export async function insertMessage(
       m.type,
       m.partitionKey,
       priorityRank(m.priority),
-      m.payloadJson ?? JSON.stringify(m.payload ?? null),
+      m.storedPayload ?? messagePayload(m, sealer),
       m.traceparent ?? null,
       m.availableAt ? Math.max(now, m.availableAt.getTime()) : now,
       now,
@@ -218,7 +235,7 @@ export async function acceptInTx(
     if (!row) throw new Error('idempotency key vanished during accept');
     return answerFromKey(row, req.requestHash);
   }
-  await insertMessage(tx, req, opts.now, id);
+  await insertMessage(tx, req, opts.now, id, sealerFor(req, opts));
   return {
     outcome: 'accepted',
     messageId: id,
@@ -262,7 +279,7 @@ async function acceptBatchPostgres(
       type: r.type,
       pk: r.partitionKey,
       pr: priorityRank(r.priority),
-      payload: r.payloadJson ?? JSON.stringify(r.payload ?? null),
+      payload: messagePayload(r, sealerFor(r, opts)),
       av: r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
     });
   });
@@ -432,7 +449,7 @@ async function acceptBatchSqlite(
           r.type,
           r.partitionKey,
           priorityRank(r.priority),
-          r.payloadJson ?? JSON.stringify(r.payload ?? null),
+          messagePayload(r, sealerFor(r, opts)),
           r.traceparent ?? null,
           r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
           opts.now,
@@ -600,7 +617,8 @@ export async function renewLeases(
   return renewed;
 }
 
-export function toQueuedMessage(row: MessageRow): QueuedMessage {
+/** A claimed row as its handler sees it (the payload opened when sealed). */
+export function toQueuedMessage(row: MessageRow, sealer?: PayloadSealer): QueuedMessage {
   return {
     id: row.id,
     source: row.source,
@@ -608,7 +626,7 @@ export function toQueuedMessage(row: MessageRow): QueuedMessage {
     type: row.type,
     partitionKey: row.partition_key,
     priority: priorityOf(row.priority),
-    payload: parseJson(row.payload),
+    payload: readStoredPayload(sealer, row.payload),
     ...(row.traceparent ? { traceparent: row.traceparent } : {}),
     attempt: row.attempts,
     acceptedAt: iso(row.accepted_at),
@@ -848,6 +866,7 @@ export async function insertDelivery(
   tx: SqlRunner,
   d: InsertDelivery,
   now: number,
+  sealer?: PayloadSealer,
 ): Promise<string> {
   const id = timeOrderedId(now);
   const r = await tx.execute(
@@ -861,7 +880,7 @@ export async function insertDelivery(
       d.destination,
       d.idempotencyKey,
       priorityRank(d.priority),
-      JSON.stringify(d.payload ?? null),
+      storedPayload(sealer, JSON.stringify(d.payload ?? null)),
       d.headers ? JSON.stringify(d.headers) : null,
       d.traceparent ?? null,
       d.availableAt ? Math.max(now, d.availableAt.getTime()) : now,
@@ -933,14 +952,15 @@ export async function claimDeliveries(
   return rows.map((row) => ({ row, leaseToken: token }));
 }
 
-export function toOutboundDelivery(row: DeliveryRow): OutboundDelivery {
+/** A claimed row as its sender sees it (the payload opened when sealed). */
+export function toOutboundDelivery(row: DeliveryRow, sealer?: PayloadSealer): OutboundDelivery {
   return {
     id: row.id,
     messageId: row.message_id,
     destination: row.destination,
     idempotencyKey: row.idempotency_key,
     priority: priorityOf(row.priority),
-    payload: parseJson(row.payload),
+    payload: readStoredPayload(sealer, row.payload),
     headers: row.headers ? (JSON.parse(row.headers) as Record<string, string>) : {},
     ...(row.traceparent ? { traceparent: row.traceparent } : {}),
     attempt: row.attempts + 1,

@@ -36,6 +36,11 @@ export interface AcceptRequest {
   traceparent?: string;
   /** Not before this time (delays). */
   availableAt?: Date;
+  /**
+   * The payload carries personal data: sealed at rest when the engine has a sealer, even when
+   * it seals only personal data (ADR 0018).
+   */
+  personalData?: boolean;
 }
 
 export type AcceptResult =
@@ -81,6 +86,11 @@ export interface EmitRequest {
   requestHash?: string;
   traceparent?: string;
   availableAt?: Date;
+  /**
+   * The payload carries personal data (sealed at rest when the engine has a sealer). A message
+   * emitted by the handler of a personal-data message is sealed in any case.
+   */
+  personalData?: boolean;
 }
 
 /** An outbound delivery written by a handler (the outbox). */
@@ -95,6 +105,11 @@ export interface DeliveryRequest {
   headers?: Record<string, string>;
   traceparent?: string;
   availableAt?: Date;
+  /**
+   * The payload carries personal data (sealed at rest when the engine has a sealer). A delivery
+   * written by the handler of a personal-data message is sealed in any case.
+   */
+  personalData?: boolean;
 }
 
 /** A small key-value store in the engine's database, inside the handler's transaction. */

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import { customerRoutes } from '../api/v1/customers.js';
 import { stewardshipRoutes } from '../api/v1/stewardship.js';
-import { eventByName } from '../canonical/index.js';
+import { eventByName, type EventName } from '../canonical/index.js';
 import { createCustomerSources } from '../connectors/customer360/index.js';
 import {
   CUSTOMER_ATTRIBUTES,
@@ -28,6 +28,7 @@ import {
 import { createMatcher, defaultParameters } from '../domains/customers/matching/index.js';
 import { normaliseCustomer } from '../domains/customers/normalise.js';
 import type { EstateConfig } from '../config/schema.js';
+import { createPayloadSealer, type EngineOptions } from '../runtime/index.js';
 import type { FeatureModule } from './module.js';
 
 export const PII_KEY_ENV = 'MIDDLEMART_PII_KEY';
@@ -36,17 +37,34 @@ export const PII_PREVIOUS_KEYS_ENV = 'MIDDLEMART_PII_PREVIOUS_KEYS';
 /** Pins the blind-index key (base64, 32 bytes) across key rotations. */
 export const PII_INDEX_KEY_ENV = 'MIDDLEMART_PII_INDEX_KEY';
 
-/**
- * The PII keys: MIDDLEMART_PII_KEY, else the configured key file, else (SQLite only) `pii.key`
- * beside the database, generated with mode 0600 on first start.
- */
-export function loadPiiKeys(opts: {
+interface PiiKeySources {
   env: NodeJS.ProcessEnv;
   keyFile?: string;
   storeDescription: string;
   dialect: 'sqlite' | 'postgres';
   logger?: Pick<Logger, 'info' | 'warn'>;
-}): PiiKeys {
+}
+
+/**
+ * The PII keys: MIDDLEMART_PII_KEY, else the configured key file, else (SQLite only) `pii.key`
+ * beside the database, generated with mode 0600 on first start.
+ */
+export function loadPiiKeys(opts: PiiKeySources): PiiKeys {
+  const keys = configuredPiiKeys(opts);
+  if (!keys) {
+    throw new Error(
+      `customer data is stored encrypted: set ${PII_KEY_ENV} (base64, 32 bytes) or customers.pii.keyFile; every process must use the same key`,
+    );
+  }
+  return keys;
+}
+
+/**
+ * The PII keys as loadPiiKeys finds them, or undefined when none is configured (PostgreSQL or an
+ * in-memory SQLite store without MIDDLEMART_PII_KEY or a key file). A key that is configured
+ * but unusable is an error.
+ */
+export function configuredPiiKeys(opts: PiiKeySources): PiiKeys | undefined {
   const previous = (opts.env[PII_PREVIOUS_KEYS_ENV] ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -66,11 +84,7 @@ export function loadPiiKeys(opts: {
     return { current: decodePiiKey(readFileSync(opts.keyFile, 'utf8'), opts.keyFile), ...extra };
   }
   const path = opts.storeDescription.replace(/^sqlite:/, '');
-  if (opts.dialect !== 'sqlite' || path === ':memory:') {
-    throw new Error(
-      `customer data is stored encrypted: set ${PII_KEY_ENV} (base64, 32 bytes) or customers.pii.keyFile; every process must use the same key`,
-    );
-  }
+  if (opts.dialect !== 'sqlite' || path === ':memory:') return undefined;
   const file = join(dirname(path), 'pii.key');
   if (!existsSync(file)) {
     mkdirSync(dirname(file), { recursive: true });
@@ -88,14 +102,95 @@ export function loadPiiKeys(opts: {
   return { current: decodePiiKey(readFileSync(file, 'utf8'), file), ...extra };
 }
 
-/** Who owns each attribute: `fieldOwnership.customer`, overridden by `customers.ownership`. */
+/**
+ * Canonical events whose payloads carry personal data: sealed at rest in the engine, with what
+ * their handlers emit and deliver (ADR 0018). Reference data (stock, prices, products) is not.
+ */
+export const PERSONAL_DATA_EVENTS: readonly EventName[] = [
+  'customer.created',
+  'customer.updated',
+  'customer.merged',
+  'consent.changed',
+  'order.created',
+  'order.updated',
+  'order.status_changed',
+  'order.cancelled',
+  'order.fulfilled',
+  'order.posted',
+  'return.requested',
+  'return.completed',
+  'shipment.confirmed',
+  'loyalty.accrued',
+  'loyalty.reversed',
+  'loyalty.redeemed',
+];
+
+/**
+ * The engine's payload sealing (ADR 0018), from the PII key configuration: the sealer and its
+ * scope, or nothing (payloads in clear, as before) when no key is configured. Logged once.
+ */
+export function engineSealing(opts: {
+  config: EstateConfig;
+  env: NodeJS.ProcessEnv;
+  storeDescription: string;
+  dialect: 'sqlite' | 'postgres';
+  logger?: Pick<Logger, 'info' | 'warn'>;
+}): Pick<EngineOptions, 'sealer' | 'sealScope' | 'personalDataTypes'> {
+  const pii = opts.config.customers.pii;
+  const keys = configuredPiiKeys({
+    env: opts.env,
+    ...(pii.keyFile ? { keyFile: pii.keyFile } : {}),
+    storeDescription: opts.storeDescription,
+    dialect: opts.dialect,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
+  // The engine logs once which payloads it seals (or that it keeps them in clear).
+  if (!keys) return {};
+  const sealer = createPayloadSealer({
+    current: keys.current,
+    ...(keys.previous ? { previous: keys.previous } : {}),
+  });
+  return {
+    sealer,
+    sealScope: pii.enginePayloads,
+    personalDataTypes: PERSONAL_DATA_EVENTS.map((name) => eventByName(name).type),
+  };
+}
+
+const ERP_KINDS = ['rest-erp', 'soap-erp', 'tryton'];
+
+/**
+ * The system kinds that keep the account attributes: when the config names no owner for one,
+ * the one declared system of those kinds owns it (none when there are several: say which).
+ */
+export const DEFAULT_OWNER_KINDS: Readonly<Partial<Record<CustomerAttribute, readonly string[]>>> =
+  {
+    legalName: ERP_KINDS,
+    taxId: ERP_KINDS,
+    paymentTerms: ERP_KINDS,
+    creditLimit: ERP_KINDS,
+    preferences: ['crm'],
+    segments: ['crm'],
+    loyaltyTier: ['loyalty'],
+    loyaltyPoints: ['loyalty'],
+  };
+
+/**
+ * Who owns each attribute: `customers.ownership`, else `fieldOwnership.customer`, else (account
+ * attributes only) the one declared system of the kind that keeps it (DEFAULT_OWNER_KINDS).
+ */
 export function attributeOwnership(
   config: EstateConfig,
 ): Partial<Record<CustomerAttribute, string>> {
   const out: Partial<Record<CustomerAttribute, string>> = {};
   const general = config.fieldOwnership.customer ?? {};
   for (const attr of CUSTOMER_ATTRIBUTES) {
-    const owner = config.customers.ownership[attr] ?? general[attr];
+    let owner = config.customers.ownership[attr] ?? general[attr];
+    const kinds = DEFAULT_OWNER_KINDS[attr];
+    if (!owner && kinds) {
+      const candidates = config.systems.filter((s) => kinds.includes(s.kind));
+      if (candidates.length === 1) owner = candidates[0]!.id;
+    }
     if (owner) out[attr] = owner;
   }
   return out;

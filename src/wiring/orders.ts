@@ -229,7 +229,11 @@ export const ordersModule: FeatureModule = {
     let lastRefresh = 0;
     let lastStock = 0;
     return {
-      routes: [orderRoutes(ctx.store), orderV2Routes(ctx.store), transactionRoutes(ctx.store)],
+      routes: [
+        orderRoutes(ctx.store),
+        orderV2Routes(ctx.store),
+        transactionRoutes(ctx.store, (p) => ctx.engine.readPayload(p)),
+      ],
       startBackground() {
         rounds.push(
           every(ctx, 'item cross-reference', c.itemLookupIntervalMs, async () => {

@@ -91,7 +91,7 @@ void test('a canonical order is accepted durably as order.created with its parti
   assert.equal(row.priority, priorityRank('critical'));
   assert.equal(row.idempotency_key, 'order:app-1001');
   assert.match(row.traceparent ?? '', new RegExp(`^00-${TRACE_ID}-`));
-  const event = JSON.parse(row.payload) as {
+  const event = api.app.engine.readPayload(row.payload) as {
     type: string;
     partitionkey: string;
     priority: string;
@@ -236,5 +236,8 @@ priorities:
     'SELECT priority, payload FROM messages',
   );
   assert.equal(rows[0]?.priority, priorityRank('standard'));
-  assert.equal((JSON.parse(rows[0]!.payload) as { priority: string }).priority, 'standard');
+  assert.equal(
+    (app.engine.readPayload(rows[0]!.payload) as { priority: string }).priority,
+    'standard',
+  );
 });

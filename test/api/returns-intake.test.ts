@@ -53,7 +53,7 @@ void test('a return is accepted as return.requested, queued behind its original 
   assert.equal(rows[0]!.type, 'com.middlemart.return.requested.v1');
   assert.equal(rows[0]!.partition_key, 'commerce-1000000000042');
   assert.equal(rows[0]!.priority, priorityRank('critical'));
-  const event = JSON.parse(rows[0]!.payload) as { subject: string; data: unknown };
+  const event = api.app.engine.readPayload(rows[0]!.payload) as { subject: string; data: unknown };
   assert.equal(event.subject, 'rma-1');
   assert.deepEqual(event.data, storeReturn());
 });

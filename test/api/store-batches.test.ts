@@ -145,7 +145,8 @@ void test('a batch of sales and a return: canonical events, partitioned so the r
   assert.equal(first.type, 'com.middlemart.order.created.v1');
   assert.equal(first.partition_key, 'pos-store-001-a1-000001');
   assert.equal(first.priority, priorityRank('critical'));
-  const order = (JSON.parse(first.payload) as { data: Record<string, unknown> }).data;
+  const order = (api.app.engine.readPayload(first.payload) as { data: Record<string, unknown> })
+    .data;
   assert.equal(order.channel, 'store');
   assert.deepEqual(order.fulfilment, { method: 'store_sale', storeLocation: 'store-001' });
   assert.deepEqual((order.totals as { grandTotal: unknown }).grandTotal, {
@@ -155,7 +156,7 @@ void test('a batch of sales and a return: canonical events, partitioned so the r
   assert.equal(ret.type, 'com.middlemart.return.requested.v1');
   assert.equal(ret.partition_key, first.partition_key, 'the return queues behind its sale');
   assert.ok(ret.seq > first.seq, 'the sale is accepted before its return');
-  const data = (JSON.parse(ret.payload) as { data: Record<string, unknown> }).data;
+  const data = (api.app.engine.readPayload(ret.payload) as { data: Record<string, unknown> }).data;
   assert.equal(data.orderId, 'pos-store-001-a1-000001');
   assert.deepEqual(data.returnLocation, { kind: 'store', location: 'store-001' });
 });

@@ -395,7 +395,7 @@ void test('the sandbox shop’s webhooks (ids above 2^53) become canonical event
   assert.equal(created.priority, priorityRank('critical'));
   assert.equal(created.source, '/middlemart/webhooks/shopify/commerce');
   assert.equal(created.idempotency_key, byTopic('orders/create')[0]!.webhookId);
-  const event = JSON.parse(created.payload) as {
+  const event = mm.app.engine.readPayload(created.payload) as {
     data: { id: string; externalIds: unknown; lines: Array<{ lineId: string }> };
   };
   assert.equal(event.data.id, orderId);
@@ -416,7 +416,7 @@ void test('the sandbox shop’s webhooks (ids above 2^53) become canonical event
   assert.ok(ret);
   assert.equal(ret.partition_key, orderId, 'a refund queues behind its order');
   assert.equal(
-    (JSON.parse(ret.payload) as { data: { id: string } }).data.id,
+    (mm.app.engine.readPayload(ret.payload) as { data: { id: string } }).data.id,
     `commerce-refund-${refund.id.toString()}`,
   );
   assert.ok(rows.some((r) => r.type === 'com.middlemart.customer.created.v1'));

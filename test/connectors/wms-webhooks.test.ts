@@ -127,7 +127,7 @@ void test('the WMS posts a signed shipment confirmation: accepted once as canoni
   assert.equal(row.type, 'com.middlemart.shipment.confirmed.v1');
   assert.equal(row.partition_key, 'ord-1001');
   assert.equal(row.source, 'wms:wms-eu');
-  const event = JSON.parse(row.payload) as {
+  const event = api.app.engine.readPayload(row.payload) as {
     subject: string;
     data: {
       id: string;

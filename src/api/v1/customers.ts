@@ -110,6 +110,54 @@ export const customerRecordBodySchema = {
     dateOfBirth: { type: 'string', format: 'date' },
     loyaltyId: { type: 'string', minLength: 1, maxLength: 64 },
     region: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' },
+    legalName: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+      description: 'Legal (registered) name of the account (the ERP owns it by default).',
+    },
+    taxId: { type: 'string', minLength: 1, maxLength: 64, description: 'Tax or VAT number.' },
+    paymentTerms: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: 'Payment terms code, e.g. NET30.',
+    },
+    creditLimit: {
+      type: 'object',
+      required: ['amount', 'currency'],
+      additionalProperties: false,
+      description: 'Credit limit in integer minor units of an ISO 4217 currency.',
+      properties: {
+        amount: { type: 'integer', minimum: 0 },
+        currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+      },
+    },
+    preferences: {
+      type: 'object',
+      maxProperties: 50,
+      description: 'Preferences by name (the CRM owns them by default).',
+      additionalProperties: {
+        anyOf: [{ type: 'string', maxLength: 500 }, { type: 'number' }, { type: 'boolean' }],
+      },
+    },
+    segments: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', minLength: 1, maxLength: 64 },
+      description: 'Marketing segments (the CRM owns them by default).',
+    },
+    loyaltyTier: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: 'Loyalty tier (the loyalty system owns it by default).',
+    },
+    loyaltyPoints: {
+      type: 'integer',
+      minimum: 0,
+      description: 'Loyalty points balance (the loyalty system owns it by default).',
+    },
     consents: { type: 'array', maxItems: 50, items: consentSchema },
     otherSourceIds: {
       type: 'array',
@@ -148,6 +196,14 @@ interface CustomerRecordBody {
   dateOfBirth?: string;
   loyaltyId?: string;
   region?: string;
+  legalName?: string;
+  taxId?: string;
+  paymentTerms?: string;
+  creditLimit?: { amount: number; currency: string };
+  preferences?: Record<string, string | number | boolean>;
+  segments?: string[];
+  loyaltyTier?: string;
+  loyaltyPoints?: number;
   consents?: Array<{
     purpose: (typeof CONSENT_PURPOSES)[number];
     channel: (typeof CONSENT_CHANNELS)[number];
@@ -257,6 +313,14 @@ export function customerOfRecord(
   if (body.familyName) customer.familyName = body.familyName;
   if (body.dateOfBirth) customer.dateOfBirth = body.dateOfBirth;
   if (body.loyaltyId) customer.loyaltyId = body.loyaltyId;
+  if (body.legalName) customer.legalName = body.legalName;
+  if (body.taxId) customer.taxId = body.taxId;
+  if (body.paymentTerms) customer.paymentTerms = body.paymentTerms;
+  if (body.creditLimit) customer.creditLimit = body.creditLimit as CustomerV1['creditLimit'];
+  if (body.preferences) customer.preferences = body.preferences;
+  if (body.segments) customer.segments = body.segments;
+  if (body.loyaltyTier) customer.loyaltyTier = body.loyaltyTier;
+  if (body.loyaltyPoints !== undefined) customer.loyaltyPoints = body.loyaltyPoints;
   if (body.updatedAt) customer.updatedAt = canonicalTime(body.updatedAt);
   return { customer, errors };
 }
@@ -347,6 +411,7 @@ export function customerRoutes(deps: CustomerRouteDeps): FastifyPluginAsync {
           partitionKey: customer.id,
           priority: 'standard',
           payload: sealEvent(deps.vault, event as unknown as Record<string, unknown>),
+          personalData: true,
           ...(request.traceparent ? { traceparent: request.traceparent } : {}),
         });
         return { ...answerAccepted(request, reply, result, key), event: name };

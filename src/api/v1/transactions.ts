@@ -90,10 +90,16 @@ const iso = (v: unknown): string | null =>
   v === null || v === undefined ? null : new Date(Number(v)).toISOString();
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-function actionOf(payload: unknown): string | null {
+/** Reads a stored payload (sealed at rest or not, ADR 0018); default: clear JSON only. */
+export type PayloadReader = (stored: unknown) => unknown;
+
+const clearPayload: PayloadReader = (stored) =>
+  typeof stored === 'string' ? (JSON.parse(stored) as unknown) : null;
+
+function actionOf(payload: unknown, read: PayloadReader): string | null {
   if (typeof payload !== 'string') return null;
   try {
-    const p = JSON.parse(payload) as { action?: unknown } | null;
+    const p = read(payload) as { action?: unknown } | null;
     return p && typeof p.action === 'string' ? p.action : null;
   } catch {
     return null;
@@ -121,7 +127,11 @@ interface Hop {
 }
 
 /** Reads the timeline of `traceId` (32 lowercase hex digits) from the engine's tables. */
-export async function transactionTimeline(db: SqlRunner, traceId: string) {
+export async function transactionTimeline(
+  db: SqlRunner,
+  traceId: string,
+  readPayload: PayloadReader = clearPayload,
+) {
   const pattern = `00-${traceId}-%`;
   const messages = await db.query(
     `SELECT id, source, type, partition_key, priority, status, attempts, accepted_at, completed_at,
@@ -163,7 +173,7 @@ export async function transactionTimeline(db: SqlRunner, traceId: string) {
       partitionKey: null,
       priority: PRIORITIES[Number(d.priority)] ?? 'standard',
       destination: str(d.destination),
-      action: actionOf(d.payload),
+      action: actionOf(d.payload, readPayload),
       causedBy: str(d.message_id),
       status: String(d.status),
       attempts: Number(d.attempts),
@@ -228,7 +238,10 @@ export async function transactionTimeline(db: SqlRunner, traceId: string) {
 }
 
 /** The transaction timeline route (operators). */
-export function transactionRoutes(db: SqlRunner): FastifyPluginAsync {
+export function transactionRoutes(
+  db: SqlRunner,
+  readPayload: PayloadReader = clearPayload,
+): FastifyPluginAsync {
   return async (server) => {
     server.get<{ Params: { traceId: string } }>(
       '/v1/transactions/:traceId',
@@ -266,7 +279,7 @@ export function transactionRoutes(db: SqlRunner): FastifyPluginAsync {
             errors: [{ path: 'params.traceId', message: 'must not be all zeros' }],
           });
         }
-        const timeline = await transactionTimeline(db, traceId);
+        const timeline = await transactionTimeline(db, traceId, readPayload);
         if (timeline.hops.length === 0) {
           throw new ProblemError(404, 'not-found', {
             detail: `Nothing was processed under trace ${traceId} (or it is past retention).`,

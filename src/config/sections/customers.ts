@@ -60,6 +60,12 @@ export const CustomersConfigSchema = z.strictObject({
        * Default: `pii.key` beside the embedded SQLite database (generated, mode 0600).
        */
       keyFile: z.string().min(1).optional(),
+      /**
+       * Which engine payloads (messages, deliveries, dead letters) are sealed with the key
+       * (ADR 0018): those carrying personal data (customers, consents, orders, returns,
+       * shipments, loyalty, and what their handlers write; the default), or all of them.
+       */
+      enginePayloads: z.enum(['personal-data', 'all']).default('personal-data'),
     })
     .prefault({}),
   /** Customer 360: per-source timeout and how long reference data is cached. */

@@ -672,7 +672,7 @@ export class CustomerDirectory {
         ...(theirConsents.length > 0 ? { consents: theirConsents } : {}),
         ...(mergedFrom ? { mergedFrom } : {}),
       };
-      await tx.deliver({ destination: system, payload: action });
+      await tx.deliver({ destination: system, payload: action, personalData: true });
       if (prev.length > 0) {
         await tx.execute(
           'UPDATE customer_sync_state SET digest = ?, sent_at = ? WHERE customer_id = ? AND system = ?',

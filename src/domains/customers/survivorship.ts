@@ -2,7 +2,7 @@
 // as a source record; the golden record takes every attribute from one of them: from the system
 // that owns the attribute (config) when it holds a value, else from the most trusted source with
 // a value (config `sourceTrust`), the most recent value among equally trusted ones.
-import type { Address, Consent, CustomerV1, SourceRef } from '../../canonical/index.js';
+import type { Address, Consent, CustomerV1, Money, SourceRef } from '../../canonical/index.js';
 import type { CustomerFields } from './matching/contract.js';
 
 /** The attributes survivorship decides, one value per golden record. */
@@ -15,11 +15,50 @@ export const CUSTOMER_ATTRIBUTES = [
   'dateOfBirth',
   'loyaltyId',
   'region',
+  // Account data the ERP keeps (by default it owns them).
+  'legalName',
+  'taxId',
+  'paymentTerms',
+  'creditLimit',
+  // What the CRM keeps.
+  'preferences',
+  'segments',
+  // The loyalty standing.
+  'loyaltyTier',
+  'loyaltyPoints',
 ] as const;
 export type CustomerAttribute = (typeof CUSTOMER_ATTRIBUTES)[number];
 
+/** Preferences as the CRM keeps them: name → value. */
+export type CustomerPreferences = Record<string, string | number | boolean>;
+
+/** The attributes only a system of record holds (no contact point or identity data). */
+export const ACCOUNT_ATTRIBUTES = [
+  'legalName',
+  'taxId',
+  'paymentTerms',
+  'creditLimit',
+  'preferences',
+  'segments',
+  'loyaltyTier',
+  'loyaltyPoints',
+] as const satisfies readonly CustomerAttribute[];
+export type AccountAttribute = (typeof ACCOUNT_ATTRIBUTES)[number];
+
+/** The account attributes' values (the same names in SourceRecord, GoldenAttributes, CustomerV1). */
+export interface AccountValues {
+  legalName?: string;
+  taxId?: string;
+  paymentTerms?: string;
+  creditLimit?: Money;
+  preferences?: CustomerPreferences;
+  segments?: string[];
+  loyaltyTier?: string;
+  loyaltyPoints?: number;
+}
+
 /** One system's version of a customer, as stored (sealed) in `customer_source_records`. */
-export interface SourceRecord {
+export interface SourceRecord extends AccountValues {
   system: string;
   sourceId: string;
   givenName?: string;
@@ -34,7 +73,7 @@ export interface SourceRecord {
   observedAt: number;
 }
 
-export interface GoldenAttributes {
+export interface GoldenAttributes extends AccountValues {
   givenName?: string;
   familyName?: string;
   email?: string;
@@ -74,7 +113,27 @@ export function sourceRecordOf(c: CustomerV1, own: SourceRef, observedAt: number
   if (c.familyName) r.familyName = c.familyName;
   if (c.dateOfBirth) r.dateOfBirth = c.dateOfBirth;
   if (c.loyaltyId) r.loyaltyId = c.loyaltyId;
+  copyAccountValues(c, r);
   return r;
+}
+
+/**
+ * Copies the account attributes a profile or record holds. Segments are kept sorted and
+ * preferences by name, so equal values compare equal whatever order a system sent them in.
+ */
+export function copyAccountValues(from: AccountValues, to: AccountValues): void {
+  if (from.legalName) to.legalName = from.legalName;
+  if (from.taxId) to.taxId = from.taxId;
+  if (from.paymentTerms) to.paymentTerms = from.paymentTerms;
+  if (from.creditLimit) to.creditLimit = { ...from.creditLimit };
+  if (from.preferences && Object.keys(from.preferences).length > 0) {
+    to.preferences = Object.fromEntries(
+      Object.entries(from.preferences).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
+  }
+  if (from.segments) to.segments = [...new Set(from.segments)].sort();
+  if (from.loyaltyTier) to.loyaltyTier = from.loyaltyTier;
+  if (from.loyaltyPoints !== undefined) to.loyaltyPoints = from.loyaltyPoints;
 }
 
 function primaryOf<T extends { primary: boolean }>(list: readonly T[]): T | undefined {
@@ -106,6 +165,15 @@ export function attributeOf(r: SourceRecord, attr: CustomerAttribute): unknown {
       return r.loyaltyId;
     case 'region':
       return r.region;
+    case 'legalName':
+    case 'taxId':
+    case 'paymentTerms':
+    case 'creditLimit':
+    case 'preferences':
+    case 'segments':
+    case 'loyaltyTier':
+    case 'loyaltyPoints':
+      return r[attr];
   }
 }
 
@@ -251,5 +319,6 @@ export function goldenProfile(input: {
   if (a.familyName) profile.familyName = a.familyName;
   if (a.dateOfBirth) profile.dateOfBirth = a.dateOfBirth;
   if (a.loyaltyId) profile.loyaltyId = a.loyaltyId;
+  copyAccountValues(a, profile);
   return profile;
 }

@@ -8,6 +8,7 @@ import {
   deadMessages,
   ESTATE_WITH_HOLDERS,
   startCustomersApp,
+  type Json,
 } from './support.js';
 
 const ESTATE = `${ESTATE_WITH_HOLDERS}  matching:
@@ -92,8 +93,8 @@ void test('a withdrawal in the CRM reaches every other system holding the identi
   assert.ok(
     announced.some(
       (m) =>
-        JSON.parse(m.payload).data.customerId === id &&
-        JSON.parse(m.payload).data.status === 'withdrawn',
+        (api.app.engine.readPayload(m.payload) as Json).data.customerId === id &&
+        (api.app.engine.readPayload(m.payload) as Json).data.status === 'withdrawn',
     ),
   );
 

@@ -140,8 +140,9 @@ for (const backend of backends()) {
       assert.equal(crm.length, 1);
       const restock = await restockMessages('ret-1');
       assert.equal(restock.length, 1);
-      const adjustment = (JSON.parse(restock[0]!.payload) as { data: Record<string, unknown> })
-        .data;
+      const adjustment = (
+        t.app.engine.readPayload(restock[0]!.payload) as { data: Record<string, unknown> }
+      ).data;
       assert.equal(adjustment.location, 'STORE-BER-01');
       assert.equal(adjustment.delta, 1);
       assert.equal(adjustment.reason, 'return');
