@@ -26,8 +26,9 @@ import type { DeliveryGate } from './runtime/delivery/index.js';
 import { openStore } from './store/index.js';
 import type { Migration, Store } from './store/index.js';
 import { appendAudit } from './api/auth/audit.js';
-import { SYSTEM_ACKNOWLEDGED_TYPE } from './ports/system-actions.js';
+import { SYSTEM_ACKNOWLEDGED_TYPE, SYSTEM_REFUSED_TYPE } from './ports/system-actions.js';
 import { AcknowledgementRouter, ActionRegistry, MODULES } from './wiring/index.js';
+import { RefusalRouter } from './wiring/actions.js';
 import { destinationPolicies } from './wiring/policies.js';
 import { engineSealing } from './wiring/customers.js';
 
@@ -155,6 +156,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     store,
     gate,
     workers: config.engine.workers,
+    // The gate applies each system's `retry.maxAttempts`; the engine's own cap must not be lower.
+    deliveryMaxAttempts: Math.max(25, ...config.systems.map((s) => s.retry.maxAttempts)),
     leaseMs: config.engine.leaseSeconds * 1000,
     idempotencyWindowMs: config.store.retention.idempotencyKeysDays * DAY_MS,
     retention: {
@@ -186,6 +189,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     },
   }) as Engine;
   const acknowledgements = new AcknowledgementRouter();
+  const refusals = new RefusalRouter();
   const actions = new ActionRegistry();
   const services: Services = { erps: new Map() };
   const instances: ModuleInstance[] = [];
@@ -202,6 +206,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           metrics,
           services,
           onAcknowledged: (process, handler) => acknowledgements.on(process, handler),
+          onRefused: (process, handler) => refusals.on(process, handler),
           observe: (observer) => observers.push(observer),
           registerAction: (destination, action, performer) =>
             actions.register(destination, action, performer),
@@ -216,6 +221,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   moduleEngine.registerHandler(SYSTEM_ACKNOWLEDGED_TYPE, acknowledgements.handler);
+  moduleEngine.registerHandler(SYSTEM_REFUSED_TYPE, refusals.handler);
   // Canonical events that no process handles are complete once durably accepted (and observed):
   // they stay readable for the retention window.
   for (const entry of catalogue) {

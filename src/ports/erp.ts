@@ -90,6 +90,35 @@ export interface ErpCreditResult {
   duplicate: boolean;
 }
 
+/**
+ * A cancellation of a booked sale: the whole sale (no `lines`), or part of it (an amendment:
+ * each line names the quantity that stays booked, so repeating it changes nothing).
+ */
+export interface ErpCancellation {
+  /** Middlemart's order id: the sale's external reference. */
+  externalReference: string;
+  /** The ERP's id of the sale, when the booking's acknowledgement named it. */
+  erpOrderId?: string;
+  /** Absent: cancel the whole sale. Present: cut these lines to `remainingQuantity`. */
+  lines?: Array<{
+    sku: string;
+    erpItemId?: string;
+    /** What stays booked of this SKU after the amendment (0 = the line is cancelled). */
+    remainingQuantity: number;
+    /** What this amendment takes off (for people reading the ERP and for credit-style ERPs). */
+    cancelledQuantity: number;
+  }>;
+  reason?: string;
+}
+
+export interface ErpCancellationResult {
+  erpOrderId: string;
+  /** The sale's state after the cancellation, re-read from the ERP. */
+  state: string;
+  /** True when the ERP had already cancelled it (or already held these quantities). */
+  duplicate: boolean;
+}
+
 export interface ErpItem {
   sku: string;
   erpItemId: string;
@@ -128,6 +157,12 @@ export interface ErpPort {
   postSalesOrder(order: ErpSalesOrder, ctx?: ErpCallContext): Promise<ErpBooking>;
   /** Finds a booking by external reference (undefined when the ERP has none). */
   findSalesOrder(externalReference: string, ctx?: ErpCallContext): Promise<ErpBooking | undefined>;
+  /**
+   * Cancels a booked sale, or amends it down (lines); idempotent: a repeat answers `duplicate`.
+   * A sale the ERP can no longer cancel (shipped, invoiced and closed) is a permanent ErpError.
+   * Optional: an ERP without it cannot be asked, and the order process says so.
+   */
+  cancelSalesOrder?(cancel: ErpCancellation, ctx?: ErpCallContext): Promise<ErpCancellationResult>;
   /** Books a credit once per external reference. */
   postCredit(credit: ErpCredit, ctx?: ErpCallContext): Promise<ErpCreditResult>;
   /** The item cross-reference: which of these SKUs the ERP knows, and under which ids. */

@@ -9,7 +9,7 @@
 // order with its other events (and a crash between the call and the acknowledgement only
 // repeats the call, which every action below makes idempotent by `idempotencyKey`).
 import type { OrderV1 } from '../canonical/index.js';
-import type { ErpCredit, ErpSalesOrder } from './erp.js';
+import type { ErpCancellation, ErpCredit, ErpSalesOrder } from './erp.js';
 
 /** Who asked: the process instance the acknowledgement goes back to. */
 export interface ActionCorrelation {
@@ -32,6 +32,8 @@ interface ActionBase {
 export type SystemAction =
   | (ActionBase & { action: 'erp.post-sales-order'; order: ErpSalesOrder })
   | (ActionBase & { action: 'erp.post-credit'; credit: ErpCredit })
+  /** Cancels a booked sale (no lines) or amends it down (lines); answers an ErpCancellationResult. */
+  | (ActionBase & { action: 'erp.cancel-sales-order'; cancel: ErpCancellation })
   | (ActionBase & {
       action: 'tax.quote';
       orderId: string;
@@ -149,6 +151,33 @@ export interface SystemAcknowledgement {
   at: string;
   /** What the system answered, in canonical terms (e.g. an `ErpBooking`, a tax quote). */
   result?: unknown;
+}
+
+/**
+ * The message type of refusals: a system refused an action permanently (an ERP answering 422, a
+ * residency rule), so the asking process can act on it (not a canonical catalogue event).
+ */
+export const SYSTEM_REFUSED_TYPE = 'com.middlemart.system.refused.v1';
+
+/**
+ * A permanent refusal, shaped like the acknowledgement. The delivery is still dead-lettered, so
+ * an operator can replay it once the system side is fixed; a replay that succeeds then sends the
+ * ordinary acknowledgement.
+ */
+export interface SystemRefusal {
+  action: SystemActionName;
+  correlation: ActionCorrelation;
+  destination: string;
+  deliveryId: string;
+  idempotencyKey: string;
+  /** RFC 3339 UTC, when the system refused. */
+  at: string;
+  /** The system's message. */
+  reason: string;
+  /** The system's error code (`residency` for residency refusals). */
+  code?: string;
+  /** HTTP status the system answered, when there was one. */
+  status?: number;
 }
 
 /** What a connector does with one action: performs it and returns the system's answer. */

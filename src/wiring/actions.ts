@@ -1,18 +1,21 @@
 // System actions on the wire of the engine: a connector's `ActionPerformer` becomes the engine
 // sender of its destination, and every success is acknowledged back to the process that asked
-// (src/ports/system-actions.ts), durably and once.
+// (src/ports/system-actions.ts), durably and once; every permanent refusal is reported back the
+// same way (a refusal message), so the process can leave its waiting state.
 import { ErpError } from '../ports/erp.js';
 import {
   ActionError,
   SYSTEM_ACKNOWLEDGED_TYPE,
+  SYSTEM_REFUSED_TYPE,
   type ActionPerformer,
   type SystemAcknowledgement,
   type SystemAction,
+  type SystemRefusal,
 } from '../ports/system-actions.js';
 import type { Engine, MessageHandler, Sender } from '../runtime/index.js';
 import type { SystemActionName } from '../ports/system-actions.js';
 import type { DeliveryResponse } from '../runtime/delivery/index.js';
-import type { AcknowledgementHandler } from './module.js';
+import type { AcknowledgementHandler, RefusalHandler } from './module.js';
 
 function isAction(payload: unknown): payload is SystemAction {
   if (payload === null || typeof payload !== 'object') return false;
@@ -48,7 +51,10 @@ export function failureResponse(err: unknown): DeliveryResponse | undefined {
  * The engine sender of a destination whose connector performs system actions. A payload that is
  * no system action is refused permanently (422). On success an acknowledgement message is
  * accepted into the engine (keyed by the delivery's idempotency key, so a repeat after a crash is
- * a duplicate) before the delivery counts as done.
+ * a duplicate) before the delivery counts as done. On a permanent failure (the system refused
+ * the action, or residency did) a refusal message is accepted the same way (keyed
+ * `refused/<idempotency key>`, partitioned by the correlation id) before the 422 that
+ * dead-letters the delivery; a replay that then succeeds sends the ordinary acknowledgement.
  */
 export function actionSender(
   engine: Pick<Engine, 'accept'>,
@@ -69,6 +75,34 @@ export function actionSender(
       result = await perform(action, ctx);
     } catch (err) {
       const answer = failureResponse(err);
+      if (
+        answer &&
+        answer.status === 422 &&
+        (err instanceof ActionError || err instanceof ErpError)
+      ) {
+        const refusal: SystemRefusal = {
+          action: action.action,
+          correlation: action.correlation,
+          destination,
+          deliveryId: delivery.id,
+          idempotencyKey: ctx.idempotencyKey,
+          at: new Date(now()).toISOString(),
+          reason: err.message.slice(0, 2000),
+          ...(err.details.code ? { code: err.details.code } : {}),
+          ...(err.details.status !== undefined ? { status: err.details.status } : {}),
+        };
+        const key = `refused/${ctx.idempotencyKey}`;
+        await engine.accept({
+          source: 'middlemart',
+          idempotencyKey: key,
+          requestHash: key,
+          type: SYSTEM_REFUSED_TYPE,
+          partitionKey: action.correlation.id,
+          priority: delivery.priority,
+          payload: refusal,
+          ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
+        });
+      }
       if (answer) return answer;
       throw err;
     }
@@ -96,23 +130,51 @@ export function actionSender(
   };
 }
 
-/** One engine handler for every acknowledgement, dispatching by the correlation's process. */
-export class AcknowledgementRouter {
-  private readonly handlers = new Map<string, AcknowledgementHandler>();
+/** One engine handler for a kind of answer (acks, refusals), dispatching by the process. */
+class ProcessRouter<T extends { correlation: { process: string } }> {
+  private readonly handlers = new Map<
+    string,
+    (answer: T, tx: Parameters<MessageHandler>[1]) => Promise<void>
+  >();
 
-  on(process: string, handler: AcknowledgementHandler): void {
+  constructor(private readonly what: string) {}
+
+  on(
+    process: string,
+    handler: (answer: T, tx: Parameters<MessageHandler>[1]) => Promise<void>,
+  ): void {
     if (this.handlers.has(process)) {
-      throw new Error(`acknowledgements of ${process} already have a handler`);
+      throw new Error(`${this.what} of ${process} already have a handler`);
     }
     this.handlers.set(process, handler);
   }
 
-  /** The engine handler; acknowledgements of a process nobody handles complete as they are. */
+  /** The engine handler; answers to a process nobody handles complete as they are. */
   readonly handler: MessageHandler = async (message, tx) => {
-    const ack = message.payload as SystemAcknowledgement;
-    const handler = this.handlers.get(ack?.correlation?.process);
-    if (handler) await handler(ack, tx);
+    const answer = message.payload as T;
+    const handler = this.handlers.get(answer?.correlation?.process);
+    if (handler) await handler(answer, tx);
   };
+}
+
+/** One engine handler for every acknowledgement, dispatching by the correlation's process. */
+export class AcknowledgementRouter extends ProcessRouter<SystemAcknowledgement> {
+  constructor() {
+    super('acknowledgements');
+  }
+  override on(process: string, handler: AcknowledgementHandler): void {
+    super.on(process, handler);
+  }
+}
+
+/** One engine handler for every refusal, dispatching by the correlation's process. */
+export class RefusalRouter extends ProcessRouter<SystemRefusal> {
+  constructor() {
+    super('refusals');
+  }
+  override on(process: string, handler: RefusalHandler): void {
+    super.on(process, handler);
+  }
 }
 
 /** The actions each system performs, contributed by modules; one engine sender per system. */

@@ -14,6 +14,7 @@ import type {
   ActionPerformer,
   SystemAcknowledgement,
   SystemActionName,
+  SystemRefusal,
 } from '../ports/system-actions.js';
 import type { Engine, HandlerTx, QueuedMessage } from '../runtime/index.js';
 import type { DeliveryGate } from '../runtime/delivery/index.js';
@@ -37,6 +38,9 @@ export type MessageObserver = (message: QueuedMessage, tx: HandlerTx) => Promise
 /** Handles acknowledgements of actions a process asked for, in the ack message's transaction. */
 export type AcknowledgementHandler = (ack: SystemAcknowledgement, tx: HandlerTx) => Promise<void>;
 
+/** Handles permanent refusals of actions a process asked for, in the refusal's transaction. */
+export type RefusalHandler = (refusal: SystemRefusal, tx: HandlerTx) => Promise<void>;
+
 export interface ModuleContext {
   readonly config: EstateConfig;
   /** The estate config file the app was started from, when there is one (watched for reloads). */
@@ -52,6 +56,12 @@ export interface ModuleContext {
    * See src/ports/system-actions.ts.
    */
   onAcknowledged(process: string, handler: AcknowledgementHandler): void;
+  /**
+   * Registers the handler of permanent refusals (the system refused the action as sent, or a
+   * residency rule did) whose correlation names `process`. The delivery is dead-lettered as
+   * before; a replay that later succeeds arrives as an ordinary acknowledgement.
+   */
+  onRefused(process: string, handler: RefusalHandler): void;
   /**
    * Declares how `destination` (a system id) performs `action`. Several modules may contribute
    * actions to one system (orders post sales to the ERP, pricing pushes prices to the commerce

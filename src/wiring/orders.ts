@@ -28,6 +28,7 @@ import {
   type TransactionalSql,
 } from '../domains/orders/index.js';
 import { RETURN_MIGRATIONS, ReturnProcess } from '../domains/returns/index.js';
+import { cancelSalesOrderPerformer } from '../connectors/cloud-erp/performers.js';
 import type { Engine } from '../runtime/index.js';
 import type { FeatureModule, ModuleContext } from './module.js';
 
@@ -223,6 +224,13 @@ export const ordersModule: FeatureModule = {
     }
     ctx.onAcknowledged('order', (ack, tx) => orders.acknowledged(ack, tx));
     ctx.onAcknowledged('return', (ack, tx) => returns.acknowledged(ack, tx));
+    ctx.onRefused('order', (refusal, tx) => orders.refused(refusal, tx));
+    // Cancellations and amendments of booked sales, performed by every ERP port that can.
+    for (const [system, port] of ctx.services.erps) {
+      if (port.cancelSalesOrder) {
+        ctx.registerAction(system, 'erp.cancel-sales-order', cancelSalesOrderPerformer(port));
+      }
+    }
 
     const store = ctx.store as unknown as TransactionalSql;
     const rounds: Array<{ stop(): Promise<void> }> = [];

@@ -91,7 +91,7 @@ const orderSchema = {
           step: { type: 'string' },
           system: { type: 'string' },
           action: { type: 'string' },
-          status: { type: 'string', enum: ['pending', 'done'] },
+          status: { type: 'string', enum: ['pending', 'done', 'refused'] },
           requestedAt: { type: 'string', format: 'date-time' },
           acknowledgedAt: nullableTime,
         },
@@ -99,6 +99,12 @@ const orderSchema = {
     },
     inSync: { type: 'array', items: { type: 'string' }, description: 'Systems fully in sync' },
     pending: { type: 'array', items: { type: 'string' }, description: 'Systems still pending' },
+    refused: {
+      type: 'array',
+      items: { type: 'string' },
+      description:
+        'Systems that refused an action permanently (dead-lettered: an operator replays it once the system side is fixed)',
+    },
     exceptions: { type: 'array', items: exceptionSchema },
     transitions: {
       type: 'array',

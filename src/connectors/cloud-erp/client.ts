@@ -12,6 +12,8 @@ import {
   ErpError,
   type ErpBooking,
   type ErpCallContext,
+  type ErpCancellation,
+  type ErpCancellationResult,
   type ErpCredit,
   type ErpCreditResult,
   type ErpItem,
@@ -194,6 +196,61 @@ export class CloudErpClient implements ErpPort {
     );
     const first = this.collectionOf(answer).items[0];
     return first === undefined ? undefined : this.bookingOf(first, true);
+  }
+
+  /**
+   * Cancels the sale (`PATCH status: cancelled`) or cuts its lines to the quantities that stay.
+   * Reads the sale first: one already cancelled, or already holding those quantities, answers
+   * `duplicate` without a change. A fulfilled sale is refused by the ERP (permanent).
+   */
+  async cancelSalesOrder(
+    cancel: ErpCancellation,
+    ctx: ErpCallContext = {},
+  ): Promise<ErpCancellationResult> {
+    const answer = await this.api(
+      'GET',
+      `/api/v1/sales-orders?externalReference=${encodeURIComponent(cancel.externalReference)}`,
+      undefined,
+      ctx,
+    );
+    const order = this.collectionOf(answer).items[0];
+    if (!isRecord(order) || str(order.id) === undefined) {
+      throw this.permanent(
+        `no sales order with external reference ${cancel.externalReference} to cancel`,
+        'INVALID_KEY_OR_REF',
+      );
+    }
+    const id = str(order.id) as string;
+    const status = str(order.status) ?? 'unknown';
+    const path = `/api/v1/sales-orders/${encodeURIComponent(id)}`;
+    if (cancel.lines === undefined) {
+      if (status === 'cancelled') return { erpOrderId: id, state: status, duplicate: true };
+      const changed = await this.api('PATCH', path, { status: 'cancelled' }, ctx);
+      const state = isRecord(changed.json) ? (str(changed.json.status) ?? 'unknown') : 'unknown';
+      return { erpOrderId: id, state, duplicate: false };
+    }
+    const booked = new Map<string, number>();
+    for (const l of Array.isArray(order.lines) ? order.lines : []) {
+      const item = isRecord(l) ? refId(l.item) : undefined;
+      const q = isRecord(l) && typeof l.quantity === 'number' ? l.quantity : 0;
+      if (item !== undefined) booked.set(item, (booked.get(item) ?? 0) + q);
+    }
+    const lines = [];
+    for (const line of cancel.lines) {
+      const item = line.erpItemId ?? (await this.itemIdOf(line.sku, ctx));
+      lines.push({ item: { id: item }, quantity: line.remainingQuantity });
+    }
+    if (lines.every((l) => (booked.get(l.item.id) ?? 0) <= l.quantity)) {
+      return { erpOrderId: id, state: status, duplicate: true };
+    }
+    const changed = await this.api(
+      'PATCH',
+      path,
+      { lines, ...(cancel.reason ? { memo: cancel.reason } : {}) },
+      ctx,
+    );
+    const state = isRecord(changed.json) ? (str(changed.json.status) ?? 'unknown') : 'unknown';
+    return { erpOrderId: id, state, duplicate: false };
   }
 
   async postCredit(credit: ErpCredit, ctx: ErpCallContext = {}): Promise<ErpCreditResult> {
@@ -500,7 +557,7 @@ export class CloudErpClient implements ErpPort {
    * call (the token expired or was revoked); every other failure is classified and thrown.
    */
   private async api(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PATCH',
     path: string,
     body: unknown,
     ctx: ErpCallContext,
@@ -517,7 +574,7 @@ export class CloudErpClient implements ErpPort {
   }
 
   private async send(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PATCH',
     path: string,
     body: unknown,
     ctx: ErpCallContext,
@@ -529,7 +586,7 @@ export class CloudErpClient implements ErpPort {
         url: joinUrl(this.baseUrl, path),
         headers: {
           authorization: `Bearer ${token}`,
-          ...(ctx.idempotencyKey && method === 'POST'
+          ...(ctx.idempotencyKey && method !== 'GET'
             ? { 'idempotency-key': ctx.idempotencyKey }
             : {}),
         },

@@ -36,6 +36,26 @@ export function postSalesOrderPerformer(
   };
 }
 
+/**
+ * Performs `erp.cancel-sales-order` over any ErpPort that can cancel (whole sale or amended
+ * lines); answers an ErpCancellationResult. A port without `cancelSalesOrder` refuses it
+ * permanently (the order process opens an `erp_cancel_refused` exception).
+ */
+export function cancelSalesOrderPerformer(port: ErpPort): ActionPerformer {
+  return async (raw, ctx) => {
+    const action = expect(raw, 'erp.cancel-sales-order');
+    if (!port.cancelSalesOrder) {
+      throw new ActionError(`${port.system} cannot cancel sales orders`, 'permanent', {
+        code: 'UNSUPPORTED',
+      });
+    }
+    return port.cancelSalesOrder(action.cancel, {
+      signal: ctx.signal,
+      idempotencyKey: ctx.idempotencyKey,
+    });
+  };
+}
+
 /** Performs `erp.post-credit`. */
 export function postCreditPerformer(port: ErpPort): ActionPerformer {
   return async (raw, ctx) => {

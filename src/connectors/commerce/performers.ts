@@ -2,7 +2,8 @@
 // `/admin/api/{version}/` with `X-Shopify-Access-Token`. Performs `commerce.order-status`:
 //   - `fulfilled` / `shipped`: creates a fulfilment of what is still open (an order with nothing
 //     left to fulfil counts as done, so a repeat changes nothing);
-//   - `cancelled`: cancels the order; `closed`: closes it;
+//   - `cancelled`: cancels the order (one the shop cancelled already counts as done);
+//     `closed`: closes it;
 //   - every status: sets the order's tags (the platform's own tags kept, Middlemart's status
 //     tag `middlemart:<status>` replaced, the action's tags added) and its note (with the
 //     expected date of a backorder). Setting tags is idempotent.
@@ -100,7 +101,11 @@ export function commerceOrderStatusPerformer(opts: CommerceOptions): ActionPerfo
       if (!alreadyDone) ok(answer);
       fulfilmentCreated = !alreadyDone;
     } else if (status === 'cancelled' || status === 'canceled') {
-      ok(await call('POST', `orders/${id}/cancel.json`, {}, ctx.signal));
+      // An order cancelled at the shop (the usual way a cancellation starts) is already done.
+      const answer = await call('POST', `orders/${id}/cancel.json`, {}, ctx.signal);
+      const alreadyDone =
+        answer.status === 422 && /already (been )?cancel/i.test(shopifyErrors(answer));
+      if (!alreadyDone) ok(answer);
     } else if (status === 'closed') {
       ok(await call('POST', `orders/${id}/close.json`, {}, ctx.signal));
     }

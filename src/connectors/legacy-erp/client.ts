@@ -1,8 +1,9 @@
 // The legacy ERP connector (kind `soap-erp`): an on-premise ERP speaking SOAP 1.1
 // (document/literal, namespace urn:middlemart:sandbox:legacy-erp:v1) with HTTP Basic auth and a
 // WS-Security UsernameToken in the header, plus its nightly flat-file export of the item master.
-// Its SOAP service has two operations: PostSalesOrder (deduplicated by ExternalReference, so a
-// retry after a lost answer finds the first booking) and GetStockLevels. Items are keyed by SKU.
+// Its SOAP service has three operations: PostSalesOrder (deduplicated by ExternalReference, so a
+// retry after a lost answer finds the first booking), CancelSalesOrder (the whole order, or lines
+// cut to the quantities that stay; idempotent) and GetStockLevels. Items are keyed by SKU.
 //
 // What the ERP cannot be asked over SOAP is reported as a permanent ErpError (UNSUPPORTED):
 // looking a sale up by reference, booking credits. It reports no status changes.
@@ -17,6 +18,8 @@ import {
   ErpError,
   type ErpBooking,
   type ErpCallContext,
+  type ErpCancellation,
+  type ErpCancellationResult,
   type ErpCredit,
   type ErpCreditResult,
   type ErpItem,
@@ -53,7 +56,7 @@ export interface LegacyErpClientOptions {
   dropDir?: string;
 }
 
-export type LegacyOperation = 'PostSalesOrder' | 'GetStockLevels';
+export type LegacyOperation = 'PostSalesOrder' | 'CancelSalesOrder' | 'GetStockLevels';
 
 export function xmlEscape(value: string | number): string {
   return String(value)
@@ -174,10 +177,53 @@ export class LegacyErpClient implements ErpPort {
     };
   }
 
+  /**
+   * Cancels the order (CancelSalesOrder without lines) or cuts its lines to the quantities that
+   * stay. The ERP answers Changed=false for a repeat; a shipped order faults (ORDER_SHIPPED,
+   * permanent).
+   */
+  async cancelSalesOrder(
+    cancel: ErpCancellation,
+    ctx: ErpCallContext = {},
+  ): Promise<ErpCancellationResult> {
+    const lines = (cancel.lines ?? [])
+      .map(
+        (l) => `
+          <erp:Line>
+            <erp:Sku>${xmlEscape(l.erpItemId ?? l.sku)}</erp:Sku>
+            <erp:RemainingQuantity>${Math.max(0, Math.trunc(l.remainingQuantity))}</erp:RemainingQuantity>
+          </erp:Line>`,
+      )
+      .join('');
+    const body = `
+      <erp:CancelSalesOrderRequest>
+        <erp:ExternalReference>${xmlEscape(cancel.externalReference)}</erp:ExternalReference>${
+          cancel.reason
+            ? `
+        <erp:Reason>${xmlEscape(cancel.reason.slice(0, 200))}</erp:Reason>`
+            : ''
+        }${
+          lines
+            ? `
+        <erp:Lines>${lines}
+        </erp:Lines>`
+            : ''
+        }
+      </erp:CancelSalesOrderRequest>`;
+    const response = await this.call('CancelSalesOrder', body, ctx);
+    const number = text(response.OrderNumber);
+    const status = text(response.Status);
+    const changed = text(response.Changed);
+    if (number === undefined || status === undefined) {
+      throw this.unreadable('CancelSalesOrderResponse without OrderNumber or Status');
+    }
+    return { erpOrderId: number, state: status, duplicate: changed === 'false' };
+  }
+
   findSalesOrder(_externalReference: string): Promise<ErpBooking | undefined> {
     return Promise.reject(
       this.permanent(
-        'the legacy ERP cannot look sales orders up by reference (its SOAP service has PostSalesOrder and GetStockLevels only); re-posting is safe, it deduplicates by ExternalReference',
+        'the legacy ERP cannot look sales orders up by reference (its SOAP service has PostSalesOrder, CancelSalesOrder and GetStockLevels only); re-posting is safe, it deduplicates by ExternalReference',
         'UNSUPPORTED',
       ),
     );

@@ -265,6 +265,8 @@ export function mapShopifyOrder(body: unknown, ctx: ShopContext): Mapped<Order> 
   if (items.length === 0) r.fail(['line_items'], 'an order has at least one line item');
   const lines: OrderLine[] = [];
   let requiresShipping = false;
+  /** Some line's `current_quantity` is below its `quantity` (edited, or refunded with restock). */
+  let reduced = false;
   if (currency) {
     items.forEach((raw, i) => {
       const path: Path = ['line_items', i];
@@ -298,6 +300,21 @@ export function mapShopifyOrder(body: unknown, ctx: ShopContext): Mapped<Order> 
       }
       const taxes = mapTaxLines(r, raw.tax_lines, currency, [...path, 'tax_lines']);
       if (raw.requires_shipping !== false) requiresShipping = true;
+      // What is left of the line after edits and restocking refunds: `current_quantity`.
+      const current = raw.current_quantity;
+      if (
+        current !== undefined &&
+        current !== null &&
+        (typeof current !== 'number' ||
+          !Number.isSafeInteger(current) ||
+          current < 0 ||
+          (typeof quantity === 'number' && current > quantity))
+      ) {
+        r.fail(
+          [...path, 'current_quantity'],
+          `expected a whole quantity from 0 to the line's quantity, got ${show(current)}`,
+        );
+      }
       if (
         !lineId ||
         !sku ||
@@ -306,15 +323,24 @@ export function mapShopifyOrder(body: unknown, ctx: ShopContext): Mapped<Order> 
         typeof quantity !== 'number'
       )
         return;
+      const kept = typeof current === 'number' && current < quantity ? current : quantity;
+      if (kept < quantity) reduced = true;
+      if (kept === 0) return; // removed from the order: no canonical line any more
+      // Discounts and taxes of a reduced line, in proportion to what is left of it.
+      const share = (amount: number) =>
+        kept === quantity ? amount : Math.round((amount * kept) / quantity);
       const title = str(raw.title) ?? str(raw.name);
       lines.push({
         lineId,
         sku,
         ...(title ? { title: title.slice(0, 500) } : {}),
-        quantity,
+        quantity: kept,
         unitPrice: { amount: unitPrice, currency },
-        discounts: discount > 0 ? [{ amount: { amount: discount, currency } }] : [],
-        taxes,
+        discounts: discount > 0 ? [{ amount: { amount: share(discount), currency } }] : [],
+        taxes:
+          kept === quantity
+            ? taxes
+            : taxes.map((t) => ({ ...t, amount: { ...t.amount, amount: share(t.amount.amount) } })),
       });
     });
   }
@@ -353,6 +379,12 @@ export function mapShopifyOrder(body: unknown, ctx: ShopContext): Mapped<Order> 
   const note = str(o.note);
   if (note && note.length > 2000) r.fail(['note'], 'the note is longer than 2,000 characters');
 
+  if (items.length > 0 && lines.length === 0 && reduced && r.issues.length === 0) {
+    r.fail(
+      ['line_items'],
+      'every line item has current_quantity 0: nothing is left of the order (a whole cancellation carries cancelled_at)',
+    );
+  }
   if (r.issues.length > 0 || !shopifyId || !currency || !customer || !placedAt) {
     return { ok: false, issues: r.issues };
   }
@@ -370,12 +402,14 @@ export function mapShopifyOrder(body: unknown, ctx: ShopContext): Mapped<Order> 
 
   // Shopify's own total must be what the lines add up to: an order-level discount, tax or charge
   // that is not allocated to lines cannot be booked line by line, so it is refused, not guessed.
-  if (o.total_price !== undefined || o.total_price_set !== undefined) {
-    const shopifyTotal = r.moneyOf(o, 'total_price', currency, []);
+  // After edits the order's total is `current_total_price` (`total_price` stays the original).
+  const totalField = reduced ? 'current_total_price' : 'total_price';
+  if (o[totalField] !== undefined || o[`${totalField}_set`] !== undefined) {
+    const shopifyTotal = r.moneyOf(o, totalField, currency, []);
     if (shopifyTotal !== undefined && shopifyTotal !== grandTotal) {
       r.fail(
-        ['total_price'],
-        `total_price is ${fmt(shopifyTotal, currency)} but the line items, their discount allocations and tax lines and the shipping lines add up to ${fmt(grandTotal, currency)}: a discount, tax or charge not allocated to lines cannot be mapped to canonical order lines`,
+        [totalField],
+        `${totalField} is ${fmt(shopifyTotal, currency)} but the line items, their discount allocations and tax lines and the shipping lines add up to ${fmt(grandTotal, currency)}: a discount, tax or charge not allocated to lines cannot be mapped to canonical order lines`,
       );
       return { ok: false, issues: r.issues };
     }

@@ -1,5 +1,7 @@
 // Shopify webhook ingress: which topics Middlemart takes, and how a signed webhook body becomes
-// one canonical event. The HTTP route (src/api/v1/shopify-webhooks.ts) verifies the signature
+// one canonical event. `orders/updated` of a cancelled order (`cancelled_at` set) becomes
+// `order.cancelled`; one whose line items' `current_quantity` went down becomes an
+// `order.updated` with the smaller lines (the order process releases and amends the rest). The HTTP route (src/api/v1/shopify-webhooks.ts) verifies the signature
 // with `verifyShopifySignature`, then asks `interpretShopifyWebhook` what the body is.
 import type { EventName } from '../../canonical/index.js';
 import { parseShopifyJson } from './json.js';
@@ -95,9 +97,25 @@ export function interpretShopifyWebhook(
   let mapped: Mapped<unknown>;
   switch (event) {
     case 'order.created':
-    case 'order.updated':
       mapped = mapShopifyOrder(body, ctx);
       break;
+    case 'order.updated': {
+      mapped = mapShopifyOrder(body, ctx);
+      const cancelledAt = (body as Record<string, unknown> | null)?.cancelled_at;
+      if (mapped.ok && cancelledAt !== null && cancelledAt !== undefined) {
+        // An update of a cancelled order is its cancellation (the shop may send orders/updated
+        // rather than, or before, orders/cancelled; both map to the same event).
+        const cancellation = mapShopifyCancellation(body, ctx);
+        if (!cancellation.ok) return { outcome: 'rejected', issues: cancellation.issues };
+        return {
+          outcome: 'event',
+          event: 'order.cancelled',
+          data: cancellation.value,
+          occurredAt: occurredAtOf('order.cancelled', cancellation.value, body),
+        };
+      }
+      break;
+    }
     case 'order.cancelled':
       mapped = mapShopifyCancellation(body, ctx);
       break;

@@ -222,6 +222,49 @@ export class TrytonClient {
     }
   }
 
+  /**
+   * Runs a wizard to its end: `create`, then `execute` of each state in `states` with the data
+   * given for it (the context carries the record the wizard acts on), then `delete`.
+   */
+  async wizard(
+    name: string,
+    record: { model: string; id: number },
+    states: ReadonlyArray<{ state: string; data: Record<string, unknown> }>,
+    options: CallOptions = {},
+  ): Promise<void> {
+    const created = await this.authenticated<[number, string, string]>(
+      async (session) => [session.context],
+      `wizard.${name}.create`,
+      options,
+    );
+    const sessionId = created[0];
+    try {
+      for (const step of states) {
+        await this.authenticated(
+          async (session) => [
+            sessionId,
+            step.data,
+            step.state,
+            {
+              ...session.context,
+              active_model: record.model,
+              active_id: record.id,
+              active_ids: [record.id],
+            },
+          ],
+          `wizard.${name}.execute`,
+          options,
+        );
+      }
+    } finally {
+      await this.authenticated(
+        async (session) => [sessionId, session.context],
+        `wizard.${name}.delete`,
+        options,
+      ).catch(() => undefined);
+    }
+  }
+
   /** Calls a method on the database endpoint with the session; re-logs in once on a 401. */
   private async authenticated<T>(
     build: (session: Session) => Promise<unknown[]>,

@@ -1,12 +1,16 @@
 // The ERP port over Tryton 6.0: sales as `sale.sale` documents whose `reference` is
 // Middlemart's order id (looked up before anything is created, so a retry after a timeout or a
 // crash never books a second sale), parties found by code (our customer id) or email, items by
-// product code, stock by location, credits as return sales (negative quantities), and status
-// changes read back from sales and invoices written since a watermark.
+// product code, stock by location, credits as return sales (negative quantities), cancellations
+// (a draft or quoted sale is cancelled; a processing one has its shipments and draft invoices
+// cancelled and the sale's exceptions handled without recreating anything, so Tryton closes it),
+// and status changes read back from sales and invoices written since a watermark.
 import {
   ErpError,
   type ErpBooking,
   type ErpCallContext,
+  type ErpCancellation,
+  type ErpCancellationResult,
   type ErpCredit,
   type ErpCreditResult,
   type ErpItem,
@@ -163,6 +167,153 @@ export class TrytonErp implements ErpPort {
     );
     const sale = await this.advance(await this.readSale(id, ctx), ctx);
     return { erpCreditId: String(sale.id), state: sale.state, duplicate: false };
+  }
+
+  /**
+   * Cancels a sale. Draft or quotation: `cancel`. Processing (confirmed and processed, the only
+   * way Tryton 6.0 holds a booked sale): its shipments (not done) and draft invoices are
+   * cancelled, then the sale's shipment and invoice exceptions are handled with nothing
+   * recreated, and Tryton closes the sale (`done`, shipment and invoice cancelled). Every step
+   * re-reads state first, so a repeat (or a retry after a crash halfway) finishes the work or
+   * answers `duplicate`. A shipment already done or an invoice posted or paid is refused
+   * (permanent `sale-shipped` / `sale-invoiced`): the goods left, a credit is the way back.
+   * Amendments (lines) of a processing sale are refused (`amend-unsupported`).
+   */
+  async cancelSalesOrder(
+    cancel: ErpCancellation,
+    ctx: ErpCallContext = {},
+  ): Promise<ErpCancellationResult> {
+    const found = await this.saleByReference(cancel.externalReference, ctx);
+    if (!found) {
+      throw new ErpError(
+        `no Tryton sale with reference ${cancel.externalReference} to cancel`,
+        'permanent',
+        { system: this.system, code: 'sale-unknown' },
+      );
+    }
+    type Row = SaleRow & {
+      shipment_state: string;
+      invoice_state: string;
+      shipments: number[];
+      invoices: number[];
+      moves: number[];
+    };
+    const fields = [
+      ...SALE_FIELDS,
+      'shipment_state',
+      'invoice_state',
+      'shipments',
+      'invoices',
+      'moves',
+    ];
+    const read = async (): Promise<Row> => {
+      const [row] = await this.client.model<Row[]>('sale.sale', 'read', [[found.id], fields], ctx);
+      if (!row) {
+        throw new ErpError(`Tryton sale ${found.id} could not be read back`, 'transient', {
+          system: this.system,
+        });
+      }
+      return row;
+    };
+    const name = `Tryton sale ${found.number ?? found.id} (${cancel.externalReference})`;
+    let sale = await read();
+    const result = (duplicate: boolean): ErpCancellationResult => ({
+      erpOrderId: String(sale.id),
+      state:
+        sale.state === 'cancelled'
+          ? 'cancelled'
+          : `${sale.state}/shipment ${sale.shipment_state}/invoice ${sale.invoice_state} (cancelled)`,
+      duplicate,
+    });
+    if (sale.state === 'cancelled') return result(true);
+    if (cancel.lines !== undefined) {
+      throw new ErpError(
+        `${name} is ${sale.state}: Tryton 6.0 cannot take quantities off a processed sale; book a credit for the cancelled lines`,
+        'permanent',
+        { system: this.system, code: 'amend-unsupported' },
+      );
+    }
+    if (sale.state === 'draft' || sale.state === 'quotation') {
+      await this.client.model('sale.sale', 'cancel', [[sale.id]], ctx);
+      sale = await read();
+      if (sale.state !== 'cancelled') {
+        throw new ErpError(`Tryton ignored cancel on ${name}: it is ${sale.state}`, 'permanent', {
+          system: this.system,
+          code: 'ignored-cancel',
+        });
+      }
+      return result(false);
+    }
+    const shipments = sale.shipments.length
+      ? await this.client.model<Array<{ id: number; state: string; number: string | null }>>(
+          'stock.shipment.out',
+          'read',
+          [sale.shipments, ['id', 'state', 'number']],
+          ctx,
+        )
+      : [];
+    const invoices = sale.invoices.length
+      ? await this.client.model<Array<{ id: number; state: string; number: string | null }>>(
+          'account.invoice',
+          'read',
+          [sale.invoices, ['id', 'state', 'number']],
+          ctx,
+        )
+      : [];
+    const shipped = shipments.filter((x) => x.state === 'done');
+    if (shipped.length > 0) {
+      throw new ErpError(
+        `${name} has shipped (shipment ${shipped.map((x) => x.number ?? x.id).join(', ')} done): it cannot be cancelled; a return is the way back`,
+        'permanent',
+        { system: this.system, code: 'sale-shipped' },
+      );
+    }
+    const invoiced = invoices.filter((x) => x.state === 'posted' || x.state === 'paid');
+    if (invoiced.length > 0) {
+      throw new ErpError(
+        `${name} is invoiced (invoice ${invoiced.map((x) => x.number ?? x.id).join(', ')} ${invoiced[0]!.state}): it cannot be cancelled; a credit is the way back`,
+        'permanent',
+        { system: this.system, code: 'sale-invoiced' },
+      );
+    }
+    const openShipments = shipments.filter((x) => x.state !== 'cancelled').map((x) => x.id);
+    const openInvoices = invoices.filter((x) => x.state !== 'cancelled').map((x) => x.id);
+    const alreadyDone =
+      openShipments.length === 0 &&
+      openInvoices.length === 0 &&
+      sale.shipment_state !== 'exception' &&
+      sale.invoice_state !== 'exception';
+    if (openShipments.length > 0) {
+      await this.client.model('stock.shipment.out', 'cancel', [openShipments], ctx);
+    }
+    if (openInvoices.length > 0) {
+      await this.client.model('account.invoice', 'cancel', [openInvoices], ctx);
+    }
+    sale = await read();
+    if (sale.shipment_state === 'exception') {
+      await this.client.wizard(
+        'sale.handle.shipment.exception',
+        { model: 'sale.sale', id: sale.id },
+        [{ state: 'handle', data: { ask: { recreate_moves: [], domain_moves: sale.moves } } }],
+        ctx,
+      );
+      sale = await read();
+    }
+    if (sale.invoice_state === 'exception') {
+      await this.client.wizard(
+        'sale.handle.invoice.exception',
+        { model: 'sale.sale', id: sale.id },
+        [
+          {
+            state: 'handle',
+            data: { ask: { recreate_invoices: [], domain_invoices: sale.invoices } },
+          },
+        ],
+        ctx,
+      );
+      sale = await read();
+    }
+    return result(alreadyDone);
   }
 
   private booking(sale: SaleRow, duplicate: boolean): ErpBooking {
@@ -618,13 +769,27 @@ export class TrytonErp implements ErpPort {
         Array<{ quantity: number; product: number | null; 'product.': { code?: string } | null }>
       >('sale.line', 'read', [sale.lines, ['quantity', 'product', 'product.code']], ctx);
       const shipments = sale.shipments.length
-        ? await this.client.model<Array<{ id: number; effective_date: unknown; number: string }>>(
+        ? await this.client.model<
+            Array<{ id: number; effective_date: unknown; number: string; state: string }>
+          >(
             'stock.shipment.out',
             'read',
-            [sale.shipments, ['id', 'number', 'effective_date']],
+            [sale.shipments, ['id', 'number', 'effective_date', 'state']],
             ctx,
           )
         : [];
+      if (shipments.length > 0 && shipments.every((x) => x.state === 'cancelled')) {
+        // Closed by a cancellation (its shipments cancelled, exceptions ignored): nothing left.
+        changes.push({
+          externalReference: sale.reference,
+          erpOrderId: String(sale.id),
+          kind: 'cancelled',
+          state: `${sale.state}/shipments cancelled`,
+          at,
+          sortKey: at,
+        });
+        continue;
+      }
       changes.push({
         externalReference: sale.reference,
         erpOrderId: String(sale.id),

@@ -144,11 +144,15 @@ export async function requestReversal(
   tx: HandlerTx,
   req: {
     orderId: string;
+    /** The return's id; for an order's own cancellation, `cancel-<order id>` and the like. */
     returnId: string;
-    refundMinor: number;
+    /** The refund's value; `'all'`: whatever the order earned and kept (a cancelled order). */
+    refundMinor: number | 'all';
     currency: string;
     rule: LoyaltyRule;
     now: number;
+    /** Who hears the acknowledgement (default: the return). */
+    correlation?: { process: string; id: string };
   },
 ): Promise<{ idempotencyKey: string; points: number; system: string } | undefined> {
   const movements = await movementsOfOrder(tx, req.orderId);
@@ -158,7 +162,7 @@ export async function requestReversal(
   if (movements.some((m) => m.idempotencyKey === key)) return undefined;
   const reversed = movements.filter((m) => m.kind === 'reverse').reduce((a, m) => a + m.points, 0);
   const points = Math.min(
-    pointsFor(req.refundMinor, req.currency, req.rule),
+    req.refundMinor === 'all' ? accrual.points : pointsFor(req.refundMinor, req.currency, req.rule),
     accrual.points - reversed,
   );
   if (points <= 0) return undefined;
@@ -173,14 +177,14 @@ export async function requestReversal(
       req.orderId,
       req.returnId,
       points,
-      req.refundMinor,
+      req.refundMinor === 'all' ? accrual.amountMinor : req.refundMinor,
       req.currency,
       req.now,
     ],
   );
   const action: SystemAction = {
     action: 'loyalty.reverse',
-    correlation: { process: 'return', id: req.returnId },
+    correlation: req.correlation ?? { process: 'return', id: req.returnId },
     memberId: accrual.memberId,
     points,
     orderId: req.orderId,
@@ -202,4 +206,12 @@ export async function acknowledgeMovement(
     [at, idempotencyKey],
   );
   return r.changes > 0;
+}
+
+/** The order's accrual movement, when one was asked for. */
+export async function accrualOf(
+  sql: SqlRunner,
+  orderId: string,
+): Promise<LoyaltyMovement | undefined> {
+  return (await movementsOfOrder(sql, orderId)).find((m) => m.kind === 'accrue');
 }

@@ -51,6 +51,27 @@ export class FallbackStockReservations implements StockReservationPort {
     );
   }
 
+  /** Gives back part of what the order holds (lines cancelled or reduced). Idempotent per call. */
+  async releaseLines(
+    tx: SqlRunner,
+    orderId: string,
+    lines: readonly StockRequestLine[],
+  ): Promise<void> {
+    for (const [sku, quantity] of merge(lines)) {
+      await tx.execute(
+        `UPDATE order_fallback_reservations
+         SET quantity = CASE WHEN quantity > ? THEN quantity - ? ELSE 0 END
+         WHERE order_id = ? AND sku = ? AND status = 'held'`,
+        [quantity, quantity, orderId, sku],
+      );
+      await tx.execute(
+        `UPDATE order_fallback_reservations SET status = 'released'
+         WHERE order_id = ? AND sku = ? AND status = 'held' AND quantity = 0`,
+        [orderId, sku],
+      );
+    }
+  }
+
   async consume(tx: SqlRunner, orderId: string): Promise<void> {
     const held = await tx.query<{ sku: string; location: string; quantity: number }>(
       `SELECT sku, location, quantity FROM order_fallback_reservations

@@ -118,4 +118,19 @@ CREATE TABLE order_fallback_reservations (
   PRIMARY KEY (order_id, sku, location)
 )`,
   },
+  {
+    version: 4001,
+    name: 'orders: amendments (line cancellations) and what the ERP was asked to keep',
+    sql: `
+CREATE TABLE order_amendments (
+  order_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  lines_json TEXT NOT NULL,
+  reason TEXT,
+  status TEXT NOT NULL,
+  message_id TEXT,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (order_id, seq)
+)`,
+  },
 ] as const;

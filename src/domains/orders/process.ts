@@ -8,6 +8,10 @@
 //   received ─ validate references (customer, SKU → ERP item) ─▶ validated ─ tax quote ─▶
 //   reserve stock ─▶ reserved ─ post to the ERP ─▶ posted ─ fan out ─▶ (partially) fulfilled ─▶ closed
 //   parked (exception list) · backordered (retried as stock arrives) · rejected · cancelled
+//
+// A system's permanent refusal arrives as a refusal message (`refused`): a refused sale rejects
+// the order (`erp_refused`, stock released) until a replay books it. Cancellations after posting
+// and line cuts (amendments) are sent to the ERP as `erp.cancel-sales-order` (ADR 0019).
 import { createHash } from 'node:crypto';
 import {
   OrderCancelledV1,
@@ -18,10 +22,14 @@ import {
   type OrderStatus,
 } from '../../canonical/index.js';
 import type { CustomerResolverPort } from '../../ports/customers.js';
-import type { ErpBooking, ErpSalesOrder } from '../../ports/erp.js';
+import type { ErpBooking, ErpCancellation, ErpSalesOrder } from '../../ports/erp.js';
 import type { ErpRouter } from '../../ports/routing.js';
 import type { StockReservationPort } from '../../ports/stock.js';
-import type { SystemAcknowledgement, SystemAction } from '../../ports/system-actions.js';
+import type {
+  SystemAcknowledgement,
+  SystemAction,
+  SystemRefusal,
+} from '../../ports/system-actions.js';
 import {
   PermanentError,
   type HandlerTx,
@@ -29,7 +37,21 @@ import {
   type PriorityClass,
   type QueuedMessage,
 } from '../../runtime/index.js';
-import { acknowledgeMovement, requestAccrual, type LoyaltyRule } from '../loyalty/index.js';
+import {
+  accrualOf,
+  acknowledgeMovement,
+  requestAccrual,
+  requestReversal,
+  type LoyaltyRule,
+} from '../loyalty/index.js';
+import {
+  amendedLines,
+  nextAmendment,
+  recordAmendment,
+  waitingAmendments,
+  markAmendments,
+  type LineReduction,
+} from './amendments.js';
 import { FallbackStockReservations } from './fallback-stock.js';
 import { itemMappings, requestItemLookups } from './item-xref.js';
 import {
@@ -41,7 +63,26 @@ import {
   saveOrder,
   type OrderRecord,
 } from './record.js';
-import { canonicalStatus, mayMove, type OrderState } from './states.js';
+import { canonicalStatus, mayLeaveRejected, mayMove, type OrderState } from './states.js';
+
+/** States in which the order holds stock and the ERP has (or is about to have) the sale. */
+const HOLDING_STATES: readonly OrderState[] = ['reserved', 'posted', 'partially_fulfilled'];
+
+/** A stock port that can give back part of an order's reservation (the fallback table can). */
+interface PartialRelease {
+  releaseLines(
+    tx: HandlerTx,
+    orderId: string,
+    lines: ReadonlyArray<{ sku: string; quantity: number }>,
+    reason: string,
+  ): Promise<void>;
+}
+
+function canReleaseLines(
+  port: StockReservationPort,
+): port is StockReservationPort & PartialRelease {
+  return typeof (port as Partial<PartialRelease>).releaseLines === 'function';
+}
 
 /** Retries allocation of one backordered order (accepted by the background retry). */
 export const ALLOCATION_RETRY_TYPE = 'com.middlemart.orders.allocation-retry.v1';
@@ -251,9 +292,18 @@ export class OrderProcess {
     for (const ref of parsed.data.externalIds) {
       await recordIdentifier(tx, ref.system, ref.id, rec.orderId);
     }
-    // Lines and prices may change only until stock is held for them; later updates are kept
-    // as identifiers only (the ERP booking is not rewritten).
-    if (!['received', 'parked', 'validated', 'backordered'].includes(rec.state)) return;
+    // Lines and prices may change freely until stock is held for them. Later, an update may only
+    // take quantities off (a line cancelled or reduced at the channel): the cancelled quantity's
+    // reservation is released and the ERP's sale amended. Anything else is kept as identifiers.
+    if (!['received', 'parked', 'validated', 'backordered'].includes(rec.state)) {
+      const targets = new Map<string, number>();
+      for (const line of rec.order.lines) {
+        const now = parsed.data.lines.find((l) => l.lineId === line.lineId);
+        targets.set(line.lineId, now?.quantity ?? 0);
+      }
+      await this.reduceLines(rec, targets, tx, 'order updated at the channel');
+      return;
+    }
     if (JSON.stringify(rec.order) === JSON.stringify(parsed.data)) return;
     rec.order = parsed.data;
     rec.netTotalMinor =
@@ -616,6 +666,36 @@ export class OrderProcess {
     if (booking.erpOrderNumber && booking.erpOrderNumber !== rec.erpOrderId) {
       await recordIdentifier(tx, rec.erpSystem!, booking.erpOrderNumber, rec.orderId);
     }
+    if (rec.state === 'cancelled') {
+      // Cancelled while the sale was on its way (or before a refused posting was replayed): the
+      // ERP booked it after all, so it is cancelled there too; nothing is fanned out.
+      await this.cancelInErp(rec, tx, 'the order was cancelled before the ERP booked it');
+      await saveOrder(tx, rec);
+      return;
+    }
+    if (rec.state === 'rejected') {
+      // The refused posting was replayed and the ERP took it: hold the stock again and go on.
+      await resolveException(tx, rec.orderId, 'erp_refused', this.now());
+      if (rec.fulfilmentMethod !== 'store_sale' && rec.fulfilmentLocation) {
+        const outcome = await this.stock.reserve(tx, {
+          orderId: rec.orderId,
+          location: rec.fulfilmentLocation,
+          channel: rec.channel,
+          lines: rec.order.lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
+        });
+        if (!outcome.ok) {
+          await this.exception(
+            tx,
+            rec,
+            'backorder',
+            `booked by ${rec.erpSystem} after a refusal, but stock is short: ${outcome.short
+              .map((x) => `${x.sku}: ${x.requested} wanted, ${x.available} available`)
+              .join('; ')}`,
+            { location: rec.fulfilmentLocation, short: outcome.short },
+          );
+        }
+      }
+    }
     this.observer.posted?.(Math.max(0, postedAt - rec.acceptedAt));
     await this.moveTo(tx, rec, 'posted', `booked by ${rec.erpSystem} as ${rec.erpOrderId ?? '?'}`);
     await tx.emit({
@@ -642,6 +722,8 @@ export class OrderProcess {
       await this.moveTo(tx, rec, 'fulfilled', 'handed over at the till');
     }
     await saveOrder(tx, rec);
+    // Lines cancelled while the sale was on its way: the ERP booked the old quantities.
+    await this.sendWaitingAmendments(rec, tx);
   }
 
   // ------------------------------------------------------------------------------ fan out
@@ -758,7 +840,7 @@ export class OrderProcess {
     const tracking = shipment.trackingNumber ? [`tracking:${shipment.trackingNumber}`] : [];
     if (rec.state !== to)
       await this.moveTo(tx, rec, to, `shipment ${shipment.id} from ${shipment.fromLocation}`);
-    if (complete) await this.stock.consume(tx, rec.orderId);
+    if (complete) await this.stock.consume(tx, rec.orderId, this.currentLines(rec));
     await this.commerceStatus(rec, tx, `commerce:shipment:${shipment.id}`, to, [
       complete ? 'fulfilled' : 'partially-fulfilled',
       ...tracking,
@@ -788,7 +870,7 @@ export class OrderProcess {
     rec.updatedAt = this.now();
     for (const l of rec.order.lines) rec.shipped[l.lineId] = l.quantity;
     await this.moveTo(tx, rec, 'fulfilled', 'fulfilment reported');
-    await this.stock.consume(tx, rec.orderId);
+    await this.stock.consume(tx, rec.orderId, this.currentLines(rec));
     await this.commerceStatus(rec, tx, 'commerce:fulfilled', 'fulfilled', ['fulfilled']);
     const crm = this.settings.systems.crm;
     if (crm) {
@@ -810,13 +892,353 @@ export class OrderProcess {
   private async orderCancelled(message: QueuedMessage, tx: HandlerTx): Promise<void> {
     const parsed = OrderCancelledV1.safeParse(dataOf(message));
     if (!parsed.success) throw new PermanentError(`order.cancelled: ${issuesOf(parsed.error)}`);
-    if (parsed.data.lineIds && parsed.data.lineIds.length > 0) return; // line cancels: ERP-side
     const rec = await loadOrder(tx, parsed.data.orderId);
-    if (!rec || !mayMove(rec.state, 'cancelled')) return;
+    if (!rec) return;
+    const lineIds = parsed.data.lineIds ?? [];
+    if (lineIds.length > 0) {
+      // Some lines cancelled: each to zero (what was shipped of it stays).
+      await this.reduceLines(
+        rec,
+        new Map(lineIds.map((id) => [id, 0])),
+        tx,
+        `lines cancelled: ${parsed.data.reason}`,
+      );
+      return;
+    }
+    await this.cancelWhole(rec, tx, parsed.data.reason);
+  }
+
+  /**
+   * Cancels the whole order: stock released, and when the ERP booked it already, the sale
+   * cancelled in the ERP (`erp.cancel-sales-order`, critical) and the loyalty points reversed;
+   * commerce and CRM hear of it when the ERP acknowledges the cancellation. A sale still on its
+   * way to the ERP is cancelled there when its booking arrives.
+   */
+  private async cancelWhole(rec: OrderRecord, tx: HandlerTx, reason: string): Promise<void> {
+    if (!mayMove(rec.state, 'cancelled') && !mayLeaveRejected(rec.state, 'cancelled')) return;
     rec.updatedAt = this.now();
     rec.waitingFor = null;
-    await this.stock.release(tx, rec.orderId, parsed.data.reason);
-    await this.moveTo(tx, rec, 'cancelled', `cancelled: ${parsed.data.reason}`);
+    await this.stock.release(tx, rec.orderId, reason);
+    await this.moveTo(tx, rec, 'cancelled', `cancelled: ${reason}`);
+    if (rec.erpOrderId) {
+      await this.cancelInErp(rec, tx, reason);
+      await this.reverseLoyalty(rec, tx);
+    }
+    await saveOrder(tx, rec);
+  }
+
+  private async cancelInErp(rec: OrderRecord, tx: HandlerTx, reason: string): Promise<void> {
+    if (!rec.erpSystem) return;
+    const cancel: ErpCancellation = {
+      externalReference: rec.orderId,
+      ...(rec.erpOrderId ? { erpOrderId: rec.erpOrderId } : {}),
+      reason,
+    };
+    await this.requestStep(
+      tx,
+      rec,
+      'erp:cancel',
+      rec.erpSystem,
+      {
+        action: 'erp.cancel-sales-order',
+        correlation: { process: 'order', id: rec.orderId },
+        cancel,
+      },
+      'critical',
+    );
+  }
+
+  /**
+   * Takes back loyalty points: everything the order earned (cancelled), or the points of the
+   * amendments' cancelled value. Only once the accrual is acknowledged: a reversal overtaking
+   * its accrual would be refused for want of balance, so the accrual's acknowledgement calls
+   * this again.
+   */
+  private async reverseLoyalty(rec: OrderRecord, tx: HandlerTx): Promise<void> {
+    const correlation = { process: 'order', id: rec.orderId };
+    const now = this.now();
+    const reversals: Array<{ ref: string; step: string; amount: number | 'all' }> = [];
+    if (rec.state === 'cancelled') {
+      reversals.push({ ref: `cancel-${rec.orderId}`, step: 'loyalty:reverse', amount: 'all' });
+    } else {
+      for (const a of await amendedLines(tx, rec.orderId)) {
+        if (a.removedNetMinor > 0) {
+          reversals.push({
+            ref: `amend-${rec.orderId}-${a.seq}`,
+            step: `loyalty:reverse:amend:${a.seq}`,
+            amount: a.removedNetMinor,
+          });
+        }
+      }
+    }
+    if (reversals.length === 0) return;
+    const accrual = await accrualOf(tx, rec.orderId);
+    if (!accrual || accrual.status !== 'acknowledged') return;
+    for (const r of reversals) {
+      const reversal = await requestReversal(tx, {
+        orderId: rec.orderId,
+        returnId: r.ref,
+        refundMinor: r.amount,
+        currency: rec.currency,
+        rule: this.settings.loyalty,
+        now,
+        correlation,
+      });
+      if (reversal) {
+        await this.recordStep(
+          tx,
+          rec,
+          r.step,
+          reversal.system,
+          'loyalty.reverse',
+          reversal.idempotencyKey,
+        );
+      }
+    }
+  }
+
+  /** The order's lines as they stand (after amendments), for consuming its reservation. */
+  private currentLines(rec: OrderRecord): Array<{ sku: string; quantity: number }> {
+    return rec.order.lines.map((l) => ({ sku: l.sku, quantity: l.quantity }));
+  }
+
+  /**
+   * Takes quantities off lines (`targets`: line id → the quantity it keeps; never below what
+   * was shipped). Before stock is held the order is simply rewritten; while it holds stock, the
+   * cancelled quantities are released and the ERP's sale is amended (now when it is booked,
+   * else when its booking arrives); loyalty points of the cancelled value are reversed. Every
+   * line cut to nothing cancels the order. The same update again finds nothing to take off.
+   */
+  private async reduceLines(
+    rec: OrderRecord,
+    targets: ReadonlyMap<string, number>,
+    tx: HandlerTx,
+    reason: string,
+  ): Promise<void> {
+    if (['cancelled', 'closed', 'fulfilled'].includes(rec.state)) return;
+    const reductions: LineReduction[] = [];
+    const lines: OrderRecord['order']['lines'] = [];
+    for (const line of rec.order.lines) {
+      const target = targets.get(line.lineId);
+      const shipped = rec.shipped[line.lineId] ?? 0;
+      const keep =
+        target === undefined ? line.quantity : Math.min(line.quantity, Math.max(target, shipped));
+      if (keep < line.quantity) {
+        reductions.push({
+          lineId: line.lineId,
+          sku: line.sku,
+          ...(line.erpItemId ? { erpItemId: line.erpItemId } : {}),
+          from: line.quantity,
+          to: keep,
+        });
+      }
+      if (keep > 0) lines.push(keep < line.quantity ? scaleLine(line, keep) : line);
+    }
+    if (reductions.length === 0) return;
+    if (lines.length === 0) {
+      await this.cancelWhole(rec, tx, 'other');
+      return;
+    }
+    const before = rec.order;
+    rec.order = { ...before, lines, totals: retotal(before, lines) };
+    const removedNetMinor =
+      before.totals.subtotal.amount -
+      before.totals.discountTotal.amount -
+      (rec.order.totals.subtotal.amount - rec.order.totals.discountTotal.amount);
+    rec.netTotalMinor = rec.order.totals.subtotal.amount - rec.order.totals.discountTotal.amount;
+    rec.updatedAt = this.now();
+    const holding = HOLDING_STATES.includes(rec.state) || rec.state === 'rejected';
+    if (!holding) {
+      // Nothing held or booked yet: the order is just smaller.
+      await saveOrder(tx, rec);
+      return;
+    }
+    if (HOLDING_STATES.includes(rec.state) && rec.fulfilmentMethod !== 'store_sale') {
+      const released = reductions.map((r) => ({ sku: r.sku, quantity: r.from - r.to }));
+      if (canReleaseLines(this.stock)) {
+        await this.stock.releaseLines(tx, rec.orderId, released, reason);
+      }
+      // Otherwise the port can only release whole orders: the cancelled quantity stays held
+      // until the reservation expires, and fulfilment consumes only what the order still has.
+    }
+    const seq = await nextAmendment(tx, rec.orderId);
+    await recordAmendment(tx, {
+      orderId: rec.orderId,
+      seq,
+      reductions,
+      removedNetMinor,
+      reason,
+      status: rec.erpOrderId ? 'requested' : 'waiting',
+      messageId: tx.message.id,
+      at: this.now(),
+    });
+    await this.recordTransition(
+      tx,
+      rec,
+      rec.state,
+      rec.state,
+      `${reason}: ${reductions.map((r) => `${r.sku} ${r.from}→${r.to}`).join(', ')}`,
+    );
+    await saveOrder(tx, rec);
+    if (rec.erpOrderId) {
+      await this.amendInErp(rec, tx, seq, reductions, reason);
+      await this.reverseLoyalty(rec, tx);
+    }
+  }
+
+  /** Asks the ERP to keep only what the order still has of the reduced SKUs. */
+  private async amendInErp(
+    rec: OrderRecord,
+    tx: HandlerTx,
+    seq: number,
+    reductions: readonly LineReduction[],
+    reason: string,
+  ): Promise<void> {
+    if (!rec.erpSystem) return;
+    const skus = [...new Set(reductions.map((r) => r.sku))];
+    const cancel: ErpCancellation = {
+      externalReference: rec.orderId,
+      ...(rec.erpOrderId ? { erpOrderId: rec.erpOrderId } : {}),
+      lines: skus.map((sku) => {
+        const erpItemId = reductions.find((r) => r.sku === sku && r.erpItemId)?.erpItemId;
+        return {
+          sku,
+          ...(erpItemId ? { erpItemId } : {}),
+          remainingQuantity: rec.order.lines
+            .filter((l) => l.sku === sku)
+            .reduce((a, l) => a + l.quantity, 0),
+          cancelledQuantity: reductions
+            .filter((r) => r.sku === sku)
+            .reduce((a, r) => a + (r.from - r.to), 0),
+        };
+      }),
+      reason,
+    };
+    await this.requestStep(
+      tx,
+      rec,
+      `erp:amend:${seq}`,
+      rec.erpSystem,
+      {
+        action: 'erp.cancel-sales-order',
+        correlation: { process: 'order', id: rec.orderId },
+        cancel,
+      },
+      'critical',
+    );
+  }
+
+  /** Sends the amendments made while the sale was on its way, as one, once it is booked. */
+  private async sendWaitingAmendments(rec: OrderRecord, tx: HandlerTx): Promise<void> {
+    const waiting = await waitingAmendments(tx, rec.orderId);
+    if (waiting.length === 0) return;
+    const last = waiting[waiting.length - 1]!;
+    await markAmendments(
+      tx,
+      rec.orderId,
+      waiting.map((a) => a.seq),
+      'requested',
+    );
+    await this.amendInErp(
+      rec,
+      tx,
+      last.seq,
+      waiting.flatMap((a) => a.reductions),
+      waiting.map((a) => a.reason).join('; '),
+    );
+    await this.reverseLoyalty(rec, tx);
+  }
+
+  // -------------------------------------------------------------------------- refusals
+
+  /**
+   * Handles a permanent refusal of an action this process asked for (in the order's partition):
+   * the step is marked refused and the order goes to where an operator can see it. An ERP that
+   * refuses the sale rejects the order (exception `erp_refused`, stock released, commerce told);
+   * a refused cancellation or amendment, tax quote or fan-out opens an exception of its kind.
+   * A replay of the refused delivery that succeeds arrives as an ordinary acknowledgement.
+   */
+  async refused(refusal: SystemRefusal, tx: HandlerTx): Promise<void> {
+    const rec = await loadOrder(tx, refusal.correlation.id);
+    if (!rec) return;
+    const [step] = await tx.query<{ step: string; status: string }>(
+      'SELECT step, status FROM order_sync WHERE order_id = ? AND idempotency_key = ?',
+      [rec.orderId, refusal.idempotencyKey],
+    );
+    if (!step || step.status !== 'pending') return; // not ours, done, or refused before
+    const now = this.now();
+    await tx.execute(
+      `UPDATE order_sync SET status = 'refused', detail = ? WHERE order_id = ? AND step = ?`,
+      [
+        summarise({ refused: refusal.reason, ...(refusal.code ? { code: refusal.code } : {}) }),
+        rec.orderId,
+        step.step,
+      ],
+    );
+    rec.updatedAt = now;
+    const detail = {
+      system: refusal.destination,
+      action: refusal.action,
+      step: step.step,
+      deliveryId: refusal.deliveryId,
+      ...(refusal.code ? { code: refusal.code } : {}),
+    };
+    const by = `${refusal.destination}${refusal.code === 'residency' ? ' (residency)' : ''}`;
+    switch (refusal.action) {
+      case 'erp.post-sales-order': {
+        if (rec.erpOrderId) return; // booked meanwhile
+        await this.exception(
+          tx,
+          rec,
+          'erp_refused',
+          `${by} refused the sale: ${refusal.reason}`,
+          detail,
+        );
+        if (rec.state === 'cancelled') break; // nothing held any more
+        rec.waitingFor = null;
+        await this.stock.release(tx, rec.orderId, 'erp_refused');
+        await this.moveTo(tx, rec, 'rejected', `erp_refused: ${refusal.reason}`);
+        await saveOrder(tx, rec);
+        await this.commerceStatus(
+          rec,
+          tx,
+          'commerce:rejected',
+          'rejected',
+          ['erp-refused'],
+          `Refused by ${refusal.destination}: ${refusal.reason.slice(0, 300)}`,
+        );
+        return;
+      }
+      case 'erp.cancel-sales-order': {
+        const amend = step.step.startsWith('erp:amend:');
+        await this.exception(
+          tx,
+          rec,
+          amend ? 'erp_amend_refused' : 'erp_cancel_refused',
+          `${by} refused to ${amend ? 'amend' : 'cancel'} the sale: ${refusal.reason}`,
+          detail,
+        );
+        break;
+      }
+      case 'tax.quote':
+        await this.exception(
+          tx,
+          rec,
+          'tax_failure',
+          `${by} refused the tax quote: ${refusal.reason}`,
+          detail,
+        );
+        break;
+      default:
+        await this.exception(
+          tx,
+          rec,
+          `${refusal.action.split('.')[0]}_refused`,
+          `${by} refused ${refusal.action}: ${refusal.reason}`,
+          detail,
+        );
+        break;
+    }
     await saveOrder(tx, rec);
   }
 
@@ -837,6 +1259,7 @@ export class OrderProcess {
       [rec.orderId, ack.idempotencyKey],
     );
     if (!step || step.status === 'done') return; // not ours, or acknowledged before
+    const afterRefusal = step.status === 'refused';
     const at = Date.parse(ack.at);
     const ackAt = Number.isFinite(at) ? at : this.now();
     await tx.execute(
@@ -854,16 +1277,63 @@ export class OrderProcess {
       case 'erp.post-sales-order':
         await this.erpBooked(rec, ack, tx);
         break;
+      case 'erp.cancel-sales-order':
+        if (afterRefusal) {
+          const amend = step.step.startsWith('erp:amend:');
+          await resolveException(
+            tx,
+            rec.orderId,
+            amend ? 'erp_amend_refused' : 'erp_cancel_refused',
+            ackAt,
+          );
+        }
+        if (step.step === 'erp:cancel') await this.erpCancelled(rec, ack, tx);
+        break;
       case 'tax.quote':
+        if (afterRefusal) await resolveException(tx, rec.orderId, 'tax_failure', ackAt);
         await this.taxQuoted(rec, ack, tx);
         break;
       case 'loyalty.accrue':
         await acknowledgeMovement(tx, ack.idempotencyKey, ackAt);
+        // A cancellation or amendment that came before the accrual's acknowledgement.
+        await this.reverseLoyalty(rec, tx);
+        break;
+      case 'loyalty.reverse':
+        await acknowledgeMovement(tx, ack.idempotencyKey, ackAt);
         break;
       default:
+        if (afterRefusal) {
+          await resolveException(tx, rec.orderId, `${ack.action.split('.')[0]}_refused`, ackAt);
+        }
         break;
     }
     await this.closeWhenSettled(rec, tx);
+  }
+
+  /** The ERP cancelled the sale: commerce and CRM hear of it. */
+  private async erpCancelled(rec: OrderRecord, ack: SystemAcknowledgement, tx: HandlerTx) {
+    await this.commerceStatus(rec, tx, 'commerce:cancelled', 'cancelled', [
+      'erp-cancelled',
+      ...(rec.erpOrderId ? [`erp:${rec.erpOrderId}`] : []),
+    ]);
+    const crm = this.settings.systems.crm;
+    const [told] = await tx.query<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM order_sync WHERE order_id = ? AND step = 'crm:order'`,
+      [rec.orderId],
+    );
+    if (crm && Number(told?.n ?? 0) > 0) {
+      // CRM heard of the order, so it hears of its cancellation.
+      await this.requestStep(tx, rec, 'crm:cancelled', crm, {
+        action: 'crm.timeline-entry',
+        correlation: { process: 'order', id: rec.orderId },
+        ...(rec.customerId ? { customerId: rec.customerId } : {}),
+        ...(rec.order.customer.email ? { email: rec.order.customer.email } : {}),
+        kind: 'order',
+        summary: `Order ${rec.commerceOrderId ?? rec.orderId} cancelled in ${rec.erpSystem}`,
+        orderId: rec.orderId,
+        at: ack.at,
+      });
+    }
   }
 
   private async closeWhenSettled(rec: OrderRecord, tx: HandlerTx): Promise<void> {
@@ -936,7 +1406,7 @@ export class OrderProcess {
     reason: string,
   ): Promise<boolean> {
     const from = rec.state;
-    if (from === to || !mayMove(from, to)) return false;
+    if (from === to || !(mayMove(from, to) || mayLeaveRejected(from, to))) return false;
     rec.state = to;
     rec.version += 1;
     await this.recordTransition(tx, rec, from, to, reason);
@@ -1000,4 +1470,46 @@ function summarise(result: unknown): string | null {
   if (result === undefined || result === null) return null;
   const text = JSON.stringify(result);
   return text.length > 2000 ? text.slice(0, 2000) : text;
+}
+
+type OrderLine = OrderRecord['order']['lines'][number];
+
+/** A line cut to `quantity`, its discounts and taxes in proportion (rounded to minor units). */
+function scaleLine(line: OrderLine, quantity: number): OrderLine {
+  const f = quantity / line.quantity;
+  return {
+    ...line,
+    quantity,
+    discounts: line.discounts.map((d) => ({
+      ...d,
+      amount: { ...d.amount, amount: Math.round(d.amount.amount * f) },
+    })),
+    taxes: line.taxes.map((t) => ({
+      ...t,
+      amount: { ...t.amount, amount: Math.round(t.amount.amount * f) },
+    })),
+  };
+}
+
+/** The order's totals after its lines changed (shipping unchanged). */
+function retotal(order: OrderRecord['order'], lines: readonly OrderLine[]) {
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const lineTax = (ls: readonly OrderLine[]) =>
+    sum(ls.flatMap((l) => l.taxes.map((t) => t.amount.amount)));
+  const subtotal = sum(lines.map((l) => l.quantity * l.unitPrice.amount));
+  const discountTotal = sum(lines.flatMap((l) => l.discounts.map((d) => d.amount.amount)));
+  const taxTotal = order.totals.taxTotal.amount - lineTax(order.lines) + lineTax(lines);
+  const grandTotal =
+    subtotal -
+    discountTotal +
+    order.totals.shippingTotal.amount +
+    (order.pricesIncludeTax ? 0 : taxTotal);
+  const m = (amount: number) => ({ amount, currency: order.currency });
+  return {
+    ...order.totals,
+    subtotal: m(subtotal),
+    discountTotal: m(discountTotal),
+    taxTotal: m(Math.max(0, taxTotal)),
+    grandTotal: m(Math.max(0, grandTotal)),
+  };
 }

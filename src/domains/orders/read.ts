@@ -36,6 +36,8 @@ export interface OrderView {
   }>;
   inSync: string[];
   pending: string[];
+  /** Systems that refused an action permanently (dead-lettered; an operator replays it). */
+  refused: string[];
   exceptions: ExceptionView[];
   transitions: Array<{ from: string | null; to: string; reason: string | null; at: string }>;
   loyalty: Array<{ kind: string; points: number; status: string; returnId: string | null }>;
@@ -85,7 +87,15 @@ export async function orderView(sql: SqlRunner, orderId: string): Promise<OrderV
   );
   const systemsDone = new Set<string>();
   const systemsPending = new Set<string>();
-  for (const s of steps) (s.status === 'done' ? systemsDone : systemsPending).add(s.system);
+  const systemsRefused = new Set<string>();
+  for (const s of steps) {
+    (s.status === 'done'
+      ? systemsDone
+      : s.status === 'refused'
+        ? systemsRefused
+        : systemsPending
+    ).add(s.system);
+  }
   const traceId = rec.traceparent?.split('-')[1] ?? null;
   return {
     id: rec.orderId,
@@ -118,8 +128,9 @@ export async function orderView(sql: SqlRunner, orderId: string): Promise<OrderV
       requestedAt: iso(s.requestedAt)!,
       acknowledgedAt: iso(s.acknowledgedAt),
     })),
-    inSync: [...systemsDone].filter((s) => !systemsPending.has(s)).sort(),
+    inSync: [...systemsDone].filter((s) => !systemsPending.has(s) && !systemsRefused.has(s)).sort(),
     pending: [...systemsPending].sort(),
+    refused: [...systemsRefused].sort(),
     exceptions: (await exceptionsOf(sql, orderId)).map(exceptionView),
     transitions: transitions.map((t) => ({
       from: t.from_state,

@@ -160,7 +160,7 @@ export interface SyncStep {
   system: string;
   action: string;
   idempotencyKey: string;
-  status: 'pending' | 'done';
+  status: 'pending' | 'done' | 'refused';
   requestedAt: number;
   acknowledgedAt: number | null;
 }

@@ -19,7 +19,7 @@ export const ORDER_STATES = [
   'fulfilled',
   /** Fulfilled and every downstream system acknowledged. */
   'closed',
-  /** Refused for good (e.g. the ERP refused the sale). */
+  /** Refused (e.g. the ERP refused the sale): stock released, on the exception list. */
   'rejected',
   'cancelled',
 ] as const;
@@ -60,6 +60,16 @@ const CANONICAL: Record<OrderState, OrderStatus> = {
 
 export function canonicalStatus(state: OrderState): OrderStatus {
   return CANONICAL[state];
+}
+
+/**
+ * The two ways out of `rejected`, taken only by the order process itself: an order the ERP
+ * refused (exception `erp_refused`) is posted after all when an operator replays the refused
+ * posting and the ERP books it, and a refused order may still be cancelled at the channel (the
+ * stock is released already; a replay booking it later is then cancelled in the ERP).
+ */
+export function mayLeaveRejected(from: OrderState, to: OrderState): boolean {
+  return from === 'rejected' && (to === 'posted' || to === 'cancelled');
 }
 
 /** States in which the order is finished (no event moves it any more). */

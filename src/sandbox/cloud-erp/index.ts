@@ -53,13 +53,16 @@ interface OrderLine {
   quantity: number;
   rate: number;
   amount: number;
+  /** A line cancelled by an amendment (quantity 0). */
+  isClosed?: boolean;
 }
 
 interface SalesOrder {
   id: string;
   tranId: string;
   externalReference: string;
-  status: 'pendingFulfillment';
+  /** `pendingBilling` once fulfilled (sandbox control), `cancelled` after a cancellation. */
+  status: 'pendingFulfillment' | 'pendingBilling' | 'cancelled';
   customer?: { id: string };
   currency: string;
   location: { id: string };
@@ -486,6 +489,137 @@ export function createCloudErp(opts: CloudErpOptions): CloudErp {
     return order;
   });
 
+  // Cancelling a sales order, or amending its lines down: `{ status: 'cancelled' }` or
+  // `{ lines: [{ item: { id }, quantity }] }` (the quantity that stays; 0 closes the line). Both
+  // are idempotent; a fulfilled order cannot be changed (USER_ERROR).
+  app.patch<{ Params: { id: string } }>('/api/v1/sales-orders/:id', async (request, reply) => {
+    const order = salesOrders.get(request.params.id);
+    if (order === undefined) {
+      return sendErpError(reply, 404, [
+        {
+          detail: `Sales order ${request.params.id} does not exist.`,
+          'o:errorPath': 'id',
+          'o:errorCode': 'NONEXISTENT_ID',
+        },
+      ]);
+    }
+    const body: unknown = request.body;
+    if (!isRecord(body) || (body.status === undefined && body.lines === undefined)) {
+      return sendErpError(reply, 400, [
+        {
+          detail: 'The request body must be a JSON object with status or lines.',
+          'o:errorCode': 'USER_ERROR',
+        },
+      ]);
+    }
+    const stockAt = catalogue.stock.get(order.location.id);
+    const uncommit = (line: OrderLine, quantity: number) => {
+      const level = stockAt?.get(line.item.id);
+      if (level !== undefined)
+        level.quantityCommitted = Math.max(0, level.quantityCommitted - quantity);
+    };
+    if (body.status !== undefined) {
+      if (body.status !== 'cancelled') {
+        return sendErpError(reply, 400, [
+          {
+            detail: `Invalid status ${JSON.stringify(body.status)}: only cancelled can be set.`,
+            'o:errorPath': 'status',
+            'o:errorCode': 'INVALID_FLD_VALUE',
+          },
+        ]);
+      }
+      if (order.status === 'cancelled') {
+        sim.count('salesOrderCancellationDuplicates');
+        sim.record('salesOrderChanges', { duplicate: true, id: order.id, body, at: iso() });
+        return order;
+      }
+      if (order.status !== 'pendingFulfillment') {
+        sim.count('salesOrderChangesRejected');
+        return sendErpError(reply, 400, [
+          {
+            detail: `Sales order ${order.tranId} is ${order.status}: a fulfilled order cannot be cancelled.`,
+            'o:errorPath': 'status',
+            'o:errorCode': 'USER_ERROR',
+          },
+        ]);
+      }
+      for (const line of order.lines) uncommit(line, line.quantity);
+      order.status = 'cancelled';
+      for (const invoice of invoices.values()) {
+        if (invoice.createdFrom?.id === order.id && invoice.status === 'open') {
+          invoices.delete(invoice.id);
+        }
+      }
+      sim.count('salesOrderCancellations');
+      sim.record('salesOrderChanges', { duplicate: false, id: order.id, body, at: iso() });
+      return order;
+    }
+    if (!Array.isArray(body.lines) || body.lines.length === 0) {
+      return sendErpError(reply, 400, [
+        {
+          detail: 'lines must be a non-empty array.',
+          'o:errorPath': 'lines',
+          'o:errorCode': 'USER_ERROR',
+        },
+      ]);
+    }
+    if (order.status !== 'pendingFulfillment') {
+      sim.count('salesOrderChangesRejected');
+      return sendErpError(reply, 400, [
+        {
+          detail: `Sales order ${order.tranId} is ${order.status}: its lines cannot be changed.`,
+          'o:errorPath': 'lines',
+          'o:errorCode': 'USER_ERROR',
+        },
+      ]);
+    }
+    const problems = new Problems();
+    const wanted = new Map<string, number>();
+    body.lines.forEach((raw: unknown, i) => {
+      const itemRef = isRecord(raw) ? refId(raw.item) : undefined;
+      const quantity = isRecord(raw) ? raw.quantity : undefined;
+      if (itemRef === undefined || !order.lines.some((l) => l.item.id === itemRef)) {
+        problems.add(
+          `lines[${i}].item`,
+          'INVALID_KEY_OR_REF',
+          `Item ${itemRef} is not on the order.`,
+        );
+      } else if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 0) {
+        problems.add(
+          `lines[${i}].quantity`,
+          'INVALID_FLD_VALUE',
+          'Invalid quantity: a whole number >= 0.',
+        );
+      } else {
+        wanted.set(itemRef, quantity);
+      }
+    });
+    if (!problems.empty) {
+      sim.count('salesOrderChangesRejected');
+      return sendErpError(reply, 400, problems.details);
+    }
+    let changed = false;
+    for (const [itemId, keep] of wanted) {
+      // The quantity that stays is spread over the item's lines in order; the rest is cut.
+      let left = keep;
+      for (const line of order.lines.filter((l) => l.item.id === itemId)) {
+        const q = Math.min(line.quantity, left);
+        left -= q;
+        if (q < line.quantity) {
+          uncommit(line, line.quantity - q);
+          line.quantity = q;
+          line.amount = round2(q * line.rate);
+          if (q === 0) line.isClosed = true;
+          changed = true;
+        }
+      }
+    }
+    order.total = round2(order.lines.reduce((sum, l) => sum + l.amount, 0));
+    sim.count(changed ? 'salesOrderAmendments' : 'salesOrderAmendmentDuplicates');
+    sim.record('salesOrderChanges', { duplicate: !changed, id: order.id, body, at: iso() });
+    return order;
+  });
+
   app.get<{ Querystring: { externalReference?: string; limit?: string; offset?: string } }>(
     '/api/v1/sales-orders',
     async (request) => {
@@ -730,8 +864,27 @@ export function createCloudErp(opts: CloudErpOptions): CloudErp {
     },
   );
 
+  // Sandbox control: a sales order by external reference (or id), as the ERP keeps it.
+  app.get<{ Params: { ref: string } }>('/_sandbox/sales-orders/:ref', async (request, reply) => {
+    const order = salesOrdersByRef.get(request.params.ref) ?? salesOrders.get(request.params.ref);
+    if (order === undefined) return reply.code(404).send({ error: 'not_found' });
+    return order;
+  });
+
+  // Sandbox control: the warehouse fulfilled the order (it can no longer be cancelled).
+  app.post<{ Params: { ref: string } }>(
+    '/_sandbox/sales-orders/:ref/fulfil',
+    async (request, reply) => {
+      const order = salesOrdersByRef.get(request.params.ref) ?? salesOrders.get(request.params.ref);
+      if (order === undefined) return reply.code(404).send({ error: 'not_found' });
+      if (order.status === 'pendingFulfillment') order.status = 'pendingBilling';
+      return order;
+    },
+  );
+
   sim.setStateProvider(() => ({
     salesOrders: salesOrders.size,
+    cancelledSalesOrders: [...salesOrders.values()].filter((o) => o.status === 'cancelled').length,
     creditMemos: creditMemos.size,
     customers: catalogue.customers.length,
     openInvoices: [...invoices.values()].filter((i) => i.status === 'open').length,

@@ -75,6 +75,8 @@ export interface LegacyOrder {
   total: number;
   source: 'soap' | 'flat-file';
   createdAt: string;
+  /** `Open` until CancelSalesOrder cancels it; `Shipped` (sandbox control) cannot be changed. */
+  status?: 'Open' | 'Cancelled' | 'Shipped';
 }
 
 export interface ExportResult {
@@ -354,9 +356,98 @@ export function createLegacyErp(opts: LegacyErpOptions): LegacyErp {
     switch (operation) {
       case 'PostSalesOrder':
         return postSalesOrderSoap(payload);
+      case 'CancelSalesOrder':
+        return cancelSalesOrderSoap(payload);
       case 'GetStockLevels':
         return getStockLevelsSoap(payload);
     }
+  };
+
+  // Cancels an order (no Lines) or cuts its lines to the quantities that stay; both idempotent
+  // (Changed=false when there was nothing to do). Unknown references and shipped orders fault.
+  const cancelSalesOrderSoap = (payload: Record<string, unknown>): string => {
+    const externalReference = text(payload.ExternalReference) ?? '';
+    const order = ordersByRef.get(externalReference);
+    if (order === undefined) {
+      throw new SoapFaultError({
+        code: 'soap:Client',
+        message: `CancelSalesOrder rejected: no order ${externalReference}.`,
+        errors: [
+          {
+            path: 'ExternalReference',
+            code: 'UNKNOWN_ORDER',
+            message: `No sales order with ExternalReference "${externalReference}".`,
+          },
+        ],
+      });
+    }
+    const status = order.status ?? 'Open';
+    const linesElement = isRecord(payload.Lines) ? payload.Lines.Line : undefined;
+    const rawLines: unknown[] = Array.isArray(linesElement)
+      ? linesElement
+      : linesElement !== undefined
+        ? [linesElement]
+        : [];
+    const respond = (changed: boolean) => {
+      sim.count(changed ? 'salesOrderChanges' : 'salesOrderChangeDuplicates');
+      sim.record('salesOrderChanges', {
+        duplicate: !changed,
+        externalReference,
+        lines: rawLines.length,
+        at: iso(),
+      });
+      return `    <erp:CancelSalesOrderResponse>
+      <erp:OrderNumber>${xmlEscape(order.orderNumber)}</erp:OrderNumber>
+      <erp:Status>${order.status ?? 'Open'}</erp:Status>
+      <erp:Changed>${changed}</erp:Changed>
+    </erp:CancelSalesOrderResponse>`;
+    };
+    if (status === 'Cancelled') return respond(false);
+    if (status === 'Shipped') {
+      throw new SoapFaultError({
+        code: 'soap:Client',
+        message: `CancelSalesOrder rejected: order ${order.orderNumber} has shipped.`,
+        errors: [
+          { path: 'ExternalReference', code: 'ORDER_SHIPPED', message: 'The order has shipped.' },
+        ],
+      });
+    }
+    const levels = stock.get(order.warehouse);
+    const uncommit = (sku: string, quantity: number) => {
+      const level = levels?.get(sku);
+      if (level !== undefined)
+        level.quantityCommitted = Math.max(0, level.quantityCommitted - quantity);
+    };
+    if (rawLines.length === 0) {
+      for (const line of order.lines) uncommit(line.sku, line.quantity);
+      order.status = 'Cancelled';
+      return respond(true);
+    }
+    let changed = false;
+    for (const raw of rawLines) {
+      const line = isRecord(raw) ? raw : {};
+      const sku = text(line.Sku) ?? '';
+      const keep = Number(text(line.RemainingQuantity) ?? 'NaN');
+      if (!Number.isInteger(keep) || keep < 0) {
+        throw new SoapFaultError({
+          code: 'soap:Client',
+          message: 'CancelSalesOrder rejected: RemainingQuantity must be a whole number >= 0.',
+          errors: [{ path: 'Lines/Line/RemainingQuantity', code: 'INVALID', message: 'Invalid.' }],
+        });
+      }
+      let left = keep;
+      for (const l of order.lines.filter((x) => x.sku === sku)) {
+        const q = Math.min(l.quantity, left);
+        left -= q;
+        if (q < l.quantity) {
+          uncommit(sku, l.quantity - q);
+          l.quantity = q;
+          changed = true;
+        }
+      }
+    }
+    order.total = round2(order.lines.reduce((sum, l) => sum + l.quantity * l.unitPrice, 0));
+    return respond(changed);
   };
 
   const postSalesOrderSoap = (payload: Record<string, unknown>): string => {
@@ -718,8 +809,21 @@ export function createLegacyErp(opts: LegacyErpOptions): LegacyErp {
     if (exporting !== undefined) await exporting.catch(() => undefined);
   });
 
+  // Sandbox control: the order as the ERP keeps it, and marking it shipped.
+  app.get<{ Params: { ref: string } }>('/_sandbox/orders/:ref', async (request, reply) => {
+    const order = ordersByRef.get(request.params.ref);
+    return order ?? reply.code(404).send({ error: 'not_found' });
+  });
+  app.post<{ Params: { ref: string } }>('/_sandbox/orders/:ref/ship', async (request, reply) => {
+    const order = ordersByRef.get(request.params.ref);
+    if (order === undefined) return reply.code(404).send({ error: 'not_found' });
+    if ((order.status ?? 'Open') === 'Open') order.status = 'Shipped';
+    return order;
+  });
+
   sim.setStateProvider(() => ({
     orders: ordersByRef.size,
+    cancelledOrders: [...ordersByRef.values()].filter((o) => o.status === 'Cancelled').length,
     warehouses: [...LEGACY_ERP_WAREHOUSES],
     dropDir: dropDir ?? null,
     lastExport: lastExport ?? null,

@@ -1,9 +1,13 @@
-// The WSDL 1.1 contract of the legacy ERP's SOAP 1.1 service: document/literal style, two
-// operations (PostSalesOrder, GetStockLevels), types in an embedded XML Schema.
+// The WSDL 1.1 contract of the legacy ERP's SOAP 1.1 service: document/literal style, three
+// operations (PostSalesOrder, CancelSalesOrder, GetStockLevels), types in an embedded XML Schema.
 
 export const LEGACY_ERP_NAMESPACE = 'urn:middlemart:sandbox:legacy-erp:v1';
 export const SOAP_ENVELOPE_NAMESPACE = 'http://schemas.xmlsoap.org/soap/envelope/';
-export const LEGACY_ERP_OPERATIONS = ['PostSalesOrder', 'GetStockLevels'] as const;
+export const LEGACY_ERP_OPERATIONS = [
+  'PostSalesOrder',
+  'CancelSalesOrder',
+  'GetStockLevels',
+] as const;
 export type LegacyErpOperation = (typeof LEGACY_ERP_OPERATIONS)[number];
 
 /** The SOAPAction value of an operation (clients send it quoted in the SOAPAction header). */
@@ -81,6 +85,37 @@ export function renderWsdl(endpointUrl: string): string {
             <xs:element name="ExternalReference" type="xs:string"/>
             <xs:element name="Status" type="xs:string"/>
             <xs:element name="Total" type="xs:decimal"/>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="CancelSalesOrderRequest">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="ExternalReference" type="xs:string"/>
+            <xs:element name="Reason" type="xs:string" minOccurs="0"/>
+            <xs:element name="Lines" minOccurs="0">
+              <xs:complexType>
+                <xs:sequence>
+                  <xs:element name="Line" maxOccurs="unbounded">
+                    <xs:complexType>
+                      <xs:sequence>
+                        <xs:element name="Sku" type="xs:string"/>
+                        <xs:element name="RemainingQuantity" type="xs:nonNegativeInteger"/>
+                      </xs:sequence>
+                    </xs:complexType>
+                  </xs:element>
+                </xs:sequence>
+              </xs:complexType>
+            </xs:element>
+          </xs:sequence>
+        </xs:complexType>
+      </xs:element>
+      <xs:element name="CancelSalesOrderResponse">
+        <xs:complexType>
+          <xs:sequence>
+            <xs:element name="OrderNumber" type="xs:string"/>
+            <xs:element name="Status" type="xs:string"/>
+            <xs:element name="Changed" type="xs:boolean"/>
           </xs:sequence>
         </xs:complexType>
       </xs:element>
