@@ -1,13 +1,15 @@
 // Inventory benchmark (`npm run bench:inventory`): on the real composition root (inventory
 // module, SQLite by default; PostgreSQL with BENCH_INVENTORY_PG_URL), with one pushed channel
-// that answers at once (a local HTTP server speaking the availability feed):
+// that answers at once (a local HTTP server speaking the availability feed, taking up to
+// BENCH_CHANNEL_BATCH levels per call, default 100; 1 = one call per level):
 //
 //   1. adjustments/s the ledger sustains: BENCH_ADJUSTMENTS (20,000) inventory.adjusted over
 //      BENCH_SKUS (2,000) SKU-locations accepted at once; from the first accept to the last
 //      applied (and its channel push planned).
 //   2. sync lag to the 0-ms channel (source time of the change → the channel's acknowledgement),
 //      p50/p99, with adjustments offered at 50% of (1) for BENCH_LAG_SECONDS (10), and again at
-//      the target rate BENCH_TARGET_RATE (2,000/s).
+//      the target rate BENCH_TARGET_RATE (2,000/s); beside it the ledger's share (accept →
+//      handler committed, p50/p99).
 //   3. reservations/s in the flash-sale case: BENCH_FLASH_ATTEMPTS (10,000) one-unit
 //      reservations over HTTP, 128 in flight, for a SKU with 500 units.
 //
@@ -196,6 +198,7 @@ inventory:
   });
   const figures: Record<string, unknown> = {
     store: app.store.dialect,
+    channelBatch: BATCH,
     adjustments: N,
     skuLocations: SKUS,
   };

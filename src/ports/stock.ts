@@ -31,6 +31,16 @@ export interface StockReservationPort {
   ): Promise<ReserveOutcome>;
   /** Releases what the order still holds (cancellation, rejection). Idempotent. */
   release(tx: SqlRunner, orderId: string, reason: string): Promise<void>;
+  /**
+   * Gives back part of what the order holds (lines cancelled or reduced): `lines` are the
+   * quantities cut per SKU. Call it once per cut (the caller records cuts once).
+   */
+  releaseLines?(
+    tx: SqlRunner,
+    orderId: string,
+    lines: readonly StockRequestLine[],
+    reason: string,
+  ): Promise<void>;
   /** Consumes the order's reservations (shipped / sold). Idempotent. */
   consume(tx: SqlRunner, orderId: string, lines?: readonly StockRequestLine[]): Promise<void>;
 }

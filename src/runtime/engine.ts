@@ -167,6 +167,14 @@ export interface Engine {
    * into its value; throws a SealedPayloadError when it is sealed under a key not configured.
    */
   readPayload(stored: unknown): unknown;
+  /**
+   * Accepts a message inside the caller's own store transaction: it commits (or rolls back) with
+   * the caller's writes, for flows that change state outside a handler and must publish the
+   * change atomically with it. Call `wake()` after the commit so a worker claims it at once.
+   */
+  acceptInTransaction(tx: StoreTx, req: AcceptRequest): Promise<AcceptResult>;
+  /** Tells idle workers that messages were committed outside `accept`. */
+  wake(): void;
 }
 
 const silentLogger: EngineLogger = { warn: () => undefined, error: () => undefined };
@@ -422,6 +430,25 @@ class DurableEngine implements Engine {
   }
 
   // ------------------------------------------------------------------------------ accept
+
+  async acceptInTransaction(tx: StoreTx, req: AcceptRequest): Promise<AcceptResult> {
+    validate(req);
+    await lockPartitionKeys(tx, [req.partitionKey]);
+    const r = await acceptInTx(tx, req, {
+      now: Date.now(),
+      idempotencyWindowMs: this.idempotencyWindowMs,
+      refuseDeferrable: false,
+      retryAfterSeconds: this.retryAfterSeconds,
+      sealer: this.sealer,
+      sealWhen: this.sealWhen,
+    });
+    if (r.outcome === 'accepted') this.counters.accepted++;
+    return r;
+  }
+
+  wake(): void {
+    this.messageWaker.wake();
+  }
 
   accept(req: AcceptRequest): Promise<AcceptResult> {
     try {

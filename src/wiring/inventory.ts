@@ -27,12 +27,13 @@ import {
   inventoryMigrations,
   reconcileInventory,
   registerInventoryHandlers,
+  type AcceptInTransaction,
   type AvailabilityRules,
   type ReconciliationReport,
 } from '../domains/inventory/index.js';
 import { num } from '../domains/inventory/sql.js';
 import type { ErpStockLevel } from '../ports/erp.js';
-import type { Store } from '../store/index.js';
+import type { Store, StoreTx } from '../store/index.js';
 import type { FeatureModule, ModuleContext, Services } from './module.js';
 
 /** The availability rules of the estate config. */
@@ -214,6 +215,9 @@ export const inventoryModule: FeatureModule = {
         log: ctx.logger,
       });
     });
+    // Flows outside handlers publish `inventory.availability_changed` in their own transaction.
+    const acceptInTransaction: AcceptInTransaction = (tx, req) =>
+      ctx.engine.acceptInTransaction(tx as StoreTx, req);
     const wakePushers = () => {
       for (const p of pushers) p.wake();
     };
@@ -251,8 +255,16 @@ export const inventoryModule: FeatureModule = {
       expiring = true;
       try {
         for (let i = 0; i < 20; i++) {
-          const n = await expireDueReservations(ctx.store, { channels, rules, now: ctx.now() });
-          if (n > 0) wakePushers();
+          const n = await expireDueReservations(ctx.store, {
+            channels,
+            rules,
+            now: ctx.now(),
+            accept: acceptInTransaction,
+          });
+          if (n > 0) {
+            wakePushers();
+            ctx.engine.wake();
+          }
           if (n < 500) break;
         }
       } catch (err) {
@@ -293,7 +305,11 @@ export const inventoryModule: FeatureModule = {
           channels,
           reservationTtlMs,
           now: ctx.now,
-          onCommitted: wakePushers,
+          onCommitted: () => {
+            wakePushers();
+            ctx.engine.wake();
+          },
+          acceptInTransaction,
         }),
       ],
       startBackground() {

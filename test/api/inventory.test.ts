@@ -234,6 +234,53 @@ describe('inventory API', () => {
     assert.match(past.text, /expiresAt/);
   });
 
+  test('a reservation over the API and its expiry publish inventory.availability_changed', async () => {
+    const seeded = await app.call('POST', '/v1/inventory/adjustments', {
+      key: ingest,
+      body: adjustmentData('SKU-EV', LOC, 1, { count: 10 }),
+    });
+    assert.equal(seeded.status, 202, seeded.text);
+    await eventually(async () => (await onHand(app, 'SKU-EV')) === 10, 'SKU-EV counted');
+    const events = async () =>
+      (
+        await app.app.store.query(
+          "SELECT payload FROM messages WHERE type = 'com.middlemart.inventory.availability_changed.v1' ORDER BY seq",
+        )
+      )
+        .map(
+          (r) =>
+            app.app.engine.readPayload(r.payload) as {
+              data: { sku: string; available: number; reserved: number };
+            },
+        )
+        .filter((e) => e.data.sku === 'SKU-EV')
+        .map((e) => [e.data.available, e.data.reserved]);
+    const before = (await events()).length;
+    const held = await app.call('POST', '/v1/reservations', {
+      key: ingest,
+      body: {
+        orderId: 'order-ev',
+        location: LOC,
+        lines: [{ sku: 'SKU-EV', quantity: 4 }],
+        expiresAt: new Date(Date.now() + 1500).toISOString(),
+      },
+    });
+    assert.equal(held.status, 201, held.text);
+    // Committed with the reservation: the event is there at once.
+    assert.deepEqual((await events()).slice(before), [[6, 4]]);
+    // The expiry sweep (every second) gives the units back and says so.
+    await eventually(
+      async () =>
+        JSON.stringify((await events()).slice(before)) ===
+        JSON.stringify([
+          [6, 4],
+          [10, 0],
+        ]),
+      'the expiry published',
+      10_000,
+    );
+  });
+
   test('out-of-order, duplicate and late adjustments converge to the in-order on-hand', async () => {
     const random = seededRandom(6);
     const skus = ['CONV-1', 'CONV-2', 'CONV-3'];

@@ -16,6 +16,7 @@ import {
   type AvailabilityRules,
   type InventoryStore,
   type StockPosition,
+  type AcceptInTransaction,
 } from '../../domains/inventory/index.js';
 import type { AcceptRequest, AcceptResult } from '../../runtime/types.js';
 import { ACCESS } from '../auth/roles.js';
@@ -44,6 +45,8 @@ export interface InventoryRoutesDeps {
   now?: () => number;
   /** Called after a transaction of these routes committed a change of availability. */
   onCommitted?: () => void;
+  /** Accepts `inventory.availability_changed` inside a reservation's transaction. */
+  acceptInTransaction?: AcceptInTransaction;
 }
 
 const SKU = { type: 'string', minLength: 1, maxLength: 64, pattern: '^\\S+$' } as const;
@@ -288,6 +291,7 @@ function inventoryV1Routes(deps: InventoryRoutesDeps): FastifyPluginAsync {
     rules: deps.rules,
     channels: deps.channels,
     reservationTtlMs: deps.reservationTtlMs,
+    ...(deps.acceptInTransaction ? { accept: deps.acceptInTransaction } : {}),
     now,
   });
   // Concurrent reservations share transactions (group commit); see batcher.ts.

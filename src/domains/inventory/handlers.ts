@@ -10,11 +10,18 @@ import {
   type InventoryPositionV1,
   type ReservationV1,
 } from '../../canonical/index.js';
-import { PermanentError, type HandlerTx, type MessageHandler } from '../../runtime/index.js';
+import {
+  PermanentError,
+  type AcceptRequest,
+  type HandlerTx,
+  type MessageHandler,
+  type PriorityClass,
+} from '../../runtime/index.js';
 import { channelAvailable, type AvailabilityRules } from './availability.js';
 import { AvailabilityLedger, type StockPosition } from './ledger.js';
 import { recordAvailabilityChange } from './propagation.js';
 import type { ReservationRecord } from './reservations.js';
+import type { InventorySql } from './sql.js';
 
 export interface InventoryHandlerOptions {
   rules?: AvailabilityRules;
@@ -63,19 +70,71 @@ export async function publishAvailability(
 ): Promise<void> {
   const now = (opts.now ?? Date.now)();
   const sourceTime = changedAt ?? position.sourceTimestamp ?? now;
-  const data = toInventoryPosition(position, sourceTime);
-  const event = makeEvent('inventory.availability_changed', data, {
-    source: opts.eventSource ?? '/middlemart/inventory',
-    time: new Date(now),
-    ...(tx.message.traceparent ? { traceparent: tx.message.traceparent } : {}),
-  });
+  const e = availabilityChangedEvent(position, opts, sourceTime, now, tx.message.traceparent);
   await tx.emit({
+    ...e,
+    idempotencyKey: `${tx.message.id}/availability/${position.sku}@${position.location}/v${position.version}`,
+  });
+  await recordChannels(tx, position, opts, sourceTime, now);
+}
+
+/** The `inventory.availability_changed` event of a position (type, key, class, payload). */
+export function availabilityChangedEvent(
+  position: StockPosition,
+  opts: Pick<InventoryHandlerOptions, 'eventSource'>,
+  sourceTime: number,
+  now: number,
+  traceparent?: string,
+): { type: string; partitionKey: string; priority: PriorityClass; payload: unknown } {
+  const data = toInventoryPosition(position, sourceTime);
+  return {
     type: AVAILABILITY_CHANGED.type,
     partitionKey: AVAILABILITY_CHANGED.partitionKey(data),
     priority: AVAILABILITY_CHANGED.priority,
-    payload: event,
-    idempotencyKey: `${tx.message.id}/availability/${position.sku}@${position.location}/v${position.version}`,
-  });
+    payload: makeEvent('inventory.availability_changed', data, {
+      source: opts.eventSource ?? '/middlemart/inventory',
+      time: new Date(now),
+      ...(traceparent ? { traceparent } : {}),
+    }),
+  };
+}
+
+/**
+ * Publishes a position's change from a transaction that is not a handler's (API reservations,
+ * expiry, reconciliation fixes): the event is accepted into the engine inside `tx`, so it
+ * commits with the change, and each channel's newest value is recorded for the pushers.
+ */
+export async function publishAvailabilityOutside(
+  tx: InventorySql,
+  position: StockPosition,
+  opts: InventoryHandlerOptions & { accept?: AcceptInTransaction },
+  changedAt?: number,
+): Promise<void> {
+  const now = (opts.now ?? Date.now)();
+  const sourceTime = changedAt ?? position.sourceTimestamp ?? now;
+  if (opts.accept) {
+    const e = availabilityChangedEvent(position, opts, sourceTime, now);
+    const key = `availability/${position.sku}@${position.location}/v${position.version}`;
+    await opts.accept(tx, {
+      ...e,
+      source: 'middlemart',
+      idempotencyKey: key,
+      requestHash: key,
+    });
+  }
+  await recordChannels(tx, position, opts, sourceTime, now);
+}
+
+/** Accepts a message inside the caller's transaction (the engine's `acceptInTransaction`). */
+export type AcceptInTransaction = (tx: InventorySql, req: AcceptRequest) => Promise<unknown>;
+
+async function recordChannels(
+  tx: InventorySql,
+  position: StockPosition,
+  opts: InventoryHandlerOptions,
+  sourceTime: number,
+  now: number,
+): Promise<void> {
   for (const channel of opts.channels ?? []) {
     await recordAvailabilityChange(
       tx,

@@ -11,9 +11,13 @@ import type { ReserveOutcome, StockRequestLine, StockReservationPort } from '../
 import type { SqlRunner } from '../../ports/sql.js';
 import type { HandlerTx } from '../../runtime/index.js';
 import { channelAvailable, type AvailabilityRules } from './availability.js';
-import { publishAvailability, type InventoryHandlerOptions } from './handlers.js';
+import {
+  publishAvailability,
+  publishAvailabilityOutside,
+  type AcceptInTransaction,
+  type InventoryHandlerOptions,
+} from './handlers.js';
 import { AvailabilityLedger, readPosition, type StockPosition } from './ledger.js';
-import { recordAvailabilityChange } from './propagation.js';
 import {
   MIDDLEMART_SOURCE,
   consumeReservation,
@@ -32,12 +36,20 @@ export interface StockPortOptions {
   defaultChannel?: string;
   /** How long a reservation holds when the request gives no expiry (default 30 min). */
   reservationTtlMs?: number;
+  /**
+   * Accepts `inventory.availability_changed` inside a transaction that is not a handler's (API
+   * reservations); without it such changes are only recorded for the channel pushers.
+   */
+  accept?: AcceptInTransaction;
   now?: () => number;
 }
 
-/** The reservation id of an order's line for `sku`. */
-export function orderReservationId(orderId: string, sku: string): string {
-  return `order/${orderId}/${sku}`;
+/**
+ * The reservation id of an order's line for `sku`; `round` > 1 names a reservation taken again
+ * after the order released its first one (a rejected order booked after all).
+ */
+export function orderReservationId(orderId: string, sku: string, round = 1): string {
+  return round > 1 ? `order/${orderId}/${sku}/r${round}` : `order/${orderId}/${sku}`;
 }
 
 function isHandlerTx(tx: SqlRunner): tx is SqlRunner & HandlerTx {
@@ -107,7 +119,12 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
       if (isHandlerTx(tx)) {
         await publishAvailability(tx, p, publishOpts, now());
       } else {
-        await recordForChannels(tx, p, opts.channels ?? [], rules, now(), now());
+        await publishAvailabilityOutside(
+          tx,
+          p,
+          { ...publishOpts, ...(opts.accept ? { accept: opts.accept } : {}) },
+          now(),
+        );
       }
     }
   }
@@ -120,8 +137,12 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
       const lines = linesBySku(req.lines);
       if (lines.length === 0) throw new RangeError('an order reserves at least one line');
       const existing = await orderReservations(tx, req.orderId);
-      const held = existing.filter((r) => r.status !== 'refused');
+      const held = existing.filter((r) => r.status === 'active' || r.status === 'committed');
       if (held.length > 0) return { ok: true, reservationIds: held.map((r) => r.id) };
+      // Released or expired before (a refused order booked after all): reserve afresh, under
+      // ids of a new round so the earlier reservations stay on record.
+      const round =
+        1 + new Set(existing.filter((r) => r.status !== 'refused').map((r) => roundOf(r.id))).size;
       const at = now();
       const expiresAt = req.expiresAt ?? new Date(at + ttl);
       const channel = req.channel ?? opts.defaultChannel ?? 'web';
@@ -129,7 +150,7 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
       const short: Array<{ sku: string; requested: number; available: number }> = [];
       const changed: StockPosition[] = [];
       for (const line of lines) {
-        const id = orderReservationId(req.orderId, line.sku);
+        const id = orderReservationId(req.orderId, line.sku, round);
         const r = await reserveStock(
           tx,
           {
@@ -179,6 +200,22 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
       await published(tx, changed);
     },
 
+    async releaseLines(tx, orderId, lines, _reason) {
+      const changed: StockPosition[] = [];
+      const active = (await orderReservations(tx, orderId)).filter((r) => r.status === 'active');
+      for (const line of linesBySku(lines)) {
+        const r = active.find((a) => a.sku === line.sku);
+        if (!r) continue;
+        if (line.quantity >= r.quantity) {
+          const closed = await releaseReservation(tx, r.id, { rules, now });
+          if (closed.outcome === 'closed') changed.push(closed.position);
+        } else {
+          changed.push(await releasePart(tx, r, line.quantity, now()));
+        }
+      }
+      await published(tx, changed);
+    },
+
     async consume(tx, orderId, lines) {
       const changed: StockPosition[] = [];
       const active = (await orderReservations(tx, orderId)).filter((r) => r.status === 'active');
@@ -196,6 +233,31 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
       await published(tx, changed);
     },
   };
+}
+
+/** The round of an order's reservation id (1 for the first). */
+function roundOf(id: string): number {
+  const m = /\/r(\d+)$/.exec(id);
+  return m ? Number(m[1]) : 1;
+}
+
+/** Gives back part of an active reservation (a line cut): it keeps holding the rest. */
+async function releasePart(
+  tx: InventorySql,
+  r: ReservationRecord,
+  quantity: number,
+  at: number,
+): Promise<StockPosition> {
+  await tx.execute(
+    `UPDATE inventory_reservations SET quantity = quantity - ? WHERE id = ? AND status = 'active'`,
+    [quantity, r.id],
+  );
+  await tx.execute(
+    `UPDATE inventory_positions SET reserved = reserved - ?, version = version + 1, updated_at = ?
+     WHERE sku = ? AND location = ?`,
+    [quantity, at, r.sku, r.location],
+  );
+  return (await readPosition(tx, r.sku, r.location))!;
 }
 
 /** Ships part of an active reservation: it keeps holding the rest. */
@@ -229,39 +291,17 @@ async function consumePart(
   return applied.after;
 }
 
-/**
- * Records a position's new availability for each channel outside a handler (API routes, the
- * expiry sweep, reconciliation): the channel pushers send it once the transaction commits.
- */
-export async function recordForChannels(
-  tx: InventorySql,
-  p: StockPosition,
-  channels: readonly string[],
-  rules: AvailabilityRules,
-  now: number,
-  /** When the change happened (default: the newest adjustment's source time). */
-  changedAt = p.sourceTimestamp ?? now,
-): Promise<void> {
-  for (const channel of channels) {
-    await recordAvailabilityChange(
-      tx,
-      channel,
-      {
-        sku: p.sku,
-        location: p.location,
-        version: p.version,
-        available: channelAvailable(p.available, p.location, rules.channels?.[channel]),
-        sourceTime: changedAt,
-      },
-      now,
-    );
-  }
-}
-
 /** Expires due reservations (a bounded batch) and records the freed availability for channels. */
 export async function expireDueReservations(
   store: InventoryStore,
-  opts: { channels: readonly string[]; rules: AvailabilityRules; now: number; limit?: number },
+  opts: {
+    channels: readonly string[];
+    rules: AvailabilityRules;
+    now: number;
+    limit?: number;
+    /** Accepts `inventory.availability_changed` in the expiry's transaction. */
+    accept?: AcceptInTransaction;
+  },
 ): Promise<number> {
   return store.transaction(async (tx) => {
     const expired = await expireReservations(tx, opts.now, opts.limit ?? 500);
@@ -269,7 +309,17 @@ export async function expireDueReservations(
     for (const e of expired) latest.set(`${e.position.sku}@${e.position.location}`, e.position);
     for (const p of latest.values()) {
       const fresh = (await readPosition(tx, p.sku, p.location)) ?? p;
-      await recordForChannels(tx, fresh, opts.channels, opts.rules, opts.now, opts.now);
+      await publishAvailabilityOutside(
+        tx,
+        fresh,
+        {
+          channels: opts.channels,
+          rules: opts.rules,
+          now: () => opts.now,
+          ...(opts.accept ? { accept: opts.accept } : {}),
+        },
+        opts.now,
+      );
     }
     return expired.length;
   });

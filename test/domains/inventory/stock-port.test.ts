@@ -27,6 +27,69 @@ async function stock(db: InventorySql, sku: string, count: number): Promise<void
 
 for (const backend of BACKENDS) {
   describe(`stock reservation port (${backend.name})`, { skip: backend.skip }, () => {
+    test('releaseLines gives back cut quantities; a released order reserves afresh', async () => {
+      const { store, close } = await openInventoryStore(backend);
+      try {
+        const port = createStockReservations({ channels: ['commerce'] });
+        await store.transaction(async (tx) => {
+          await stock(tx, 'C', 10);
+          await stock(tx, 'D', 2);
+        });
+        const first = await store.transaction((tx) =>
+          port.reserve(tx, {
+            orderId: 'o-cut',
+            location: LOC,
+            lines: [
+              { sku: 'C', quantity: 4 },
+              { sku: 'D', quantity: 2 },
+            ],
+          }),
+        );
+        assert.equal(first.ok, true);
+        // Cut 1 of C and all of D.
+        await store.transaction((tx) =>
+          port.releaseLines!(
+            tx,
+            'o-cut',
+            [
+              { sku: 'C', quantity: 1 },
+              { sku: 'D', quantity: 2 },
+            ],
+            'lines cut',
+          ),
+        );
+        assert.equal((await readPosition(store, 'C', LOC))!.reserved, 3);
+        assert.equal((await readPosition(store, 'D', LOC))!.reserved, 0);
+        const rows = await store.query(
+          'SELECT id, quantity, status FROM inventory_reservations WHERE order_id = ? ORDER BY id',
+          ['o-cut'],
+        );
+        assert.deepEqual(
+          rows.map((r) => [r.id, Number(r.quantity), r.status]),
+          [
+            ['order/o-cut/C', 3, 'active'],
+            ['order/o-cut/D', 2, 'released'],
+          ],
+        );
+        // The whole order released (rejected), then booked after all: it holds stock again.
+        await store.transaction((tx) => port.release(tx, 'o-cut', 'rejected'));
+        assert.equal((await readPosition(store, 'C', LOC))!.reserved, 0);
+        const again = await store.transaction((tx) =>
+          port.reserve(tx, { orderId: 'o-cut', location: LOC, lines: [{ sku: 'C', quantity: 3 }] }),
+        );
+        assert.deepEqual(again, { ok: true, reservationIds: ['order/o-cut/C/r2'] });
+        assert.equal((await readPosition(store, 'C', LOC))!.reserved, 3);
+        // Idempotent: the same request answers the new round's reservation.
+        const repeat = await store.transaction((tx) =>
+          port.reserve(tx, { orderId: 'o-cut', location: LOC, lines: [{ sku: 'C', quantity: 3 }] }),
+        );
+        assert.deepEqual(repeat, again);
+        assert.equal((await readPosition(store, 'C', LOC))!.reserved, 3);
+      } finally {
+        await close();
+      }
+    });
+
     test('all lines or none; idempotent per order; refusal leaves nothing behind', async () => {
       const { store, close } = await openInventoryStore(backend);
       try {
