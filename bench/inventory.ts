@@ -20,6 +20,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { Pool } from 'undici';
 import { startApp, type App } from '../src/app.js';
 import { createApiKey } from '../src/api/auth/api-keys.js';
@@ -162,8 +164,27 @@ async function lagAt(app: App, rate: number, prefix: string) {
   };
 }
 
+/** A fresh PostgreSQL schema for this run (dropped at the end), as a store URL. */
+async function freshSchema(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const schema = `mm_bench_inv_${randomBytes(4).toString('hex')}`;
+  const run = async (sql: string) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`CREATE SCHEMA "${schema}"`);
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return { url: u.toString(), drop: () => run(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`) };
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mm-bench-inv-'));
+  const pgSchema = PG_URL ? await freshSchema(PG_URL) : undefined;
   const channel = await zeroMsChannel();
   const parsed = parseConfig(
     `version: 1
@@ -191,7 +212,7 @@ inventory:
   const app = await startApp({
     config: parsed.config,
     port: 0,
-    storeUrl: PG_URL ?? `sqlite:${join(dir, 'bench.db')}`,
+    storeUrl: pgSchema?.url ?? `sqlite:${join(dir, 'bench.db')}`,
     logger: createLogger({ level: 'silent' }),
     modules: [inventoryModule],
     rateTiers: { standard: { requestsPerSecond: 1e9 }, premium: { requestsPerSecond: 1e9 } },
@@ -276,6 +297,7 @@ inventory:
   } finally {
     await app.stop();
     await channel.close();
+    await pgSchema?.drop();
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(JSON.stringify(figures));

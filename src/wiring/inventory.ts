@@ -236,15 +236,25 @@ export const inventoryModule: FeatureModule = {
       },
     });
 
-    registerInventoryHandlers(ctx.engine, { rules, channels, now: ctx.now });
+    // A handler that recorded availability for the channels names its message; once that
+    // message's transaction has committed (the engine's `processed` event), the pushers wake.
+    const recorded = new Set<string>();
+    const onRecorded = (messageId: string | undefined) => {
+      if (messageId === undefined) return;
+      if (recorded.size > 10_000) recorded.clear(); // rolled-back ones never come back
+      recorded.add(messageId);
+    };
+    registerInventoryHandlers(ctx.engine, { rules, channels, now: ctx.now, onRecorded });
     ctx.services.stock = createStockReservations({
       rules,
       channels,
       reservationTtlMs,
       now: ctx.now,
+      onRecorded,
     });
-    // A committed handler may have recorded availability for the channels: send it now.
-    const onProcessed = () => wakePushers();
+    const onProcessed = (e: { messageId: string }) => {
+      if (recorded.delete(e.messageId)) wakePushers();
+    };
     if (pushers.length > 0) ctx.engine.events.on('processed', onProcessed);
 
     const timers: NodeJS.Timeout[] = [];

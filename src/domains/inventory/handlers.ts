@@ -29,6 +29,12 @@ export interface InventoryHandlerOptions {
   channels?: readonly string[];
   /** CloudEvents `source` of the events the domain emits (default `/middlemart/inventory`). */
   eventSource?: string;
+  /**
+   * Called (inside the transaction, before its commit) whenever a channel's availability was
+   * recorded, with the id of the handler's message: the composition root wakes the channel
+   * pushers once that message's transaction has committed.
+   */
+  onRecorded?: (messageId: string | undefined) => void;
   now?: () => number;
 }
 
@@ -135,6 +141,9 @@ async function recordChannels(
   sourceTime: number,
   now: number,
 ): Promise<void> {
+  if ((opts.channels ?? []).length > 0) {
+    opts.onRecorded?.((tx as Partial<HandlerTx>).message?.id);
+  }
   for (const channel of opts.channels ?? []) {
     await recordAvailabilityChange(
       tx,

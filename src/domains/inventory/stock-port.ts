@@ -10,7 +10,7 @@
 import type { ReserveOutcome, StockRequestLine, StockReservationPort } from '../../ports/stock.js';
 import type { SqlRunner } from '../../ports/sql.js';
 import type { HandlerTx } from '../../runtime/index.js';
-import { channelAvailable, type AvailabilityRules } from './availability.js';
+import type { AvailabilityRules } from './availability.js';
 import {
   publishAvailability,
   publishAvailabilityOutside,
@@ -41,6 +41,8 @@ export interface StockPortOptions {
    * reservations); without it such changes are only recorded for the channel pushers.
    */
   accept?: AcceptInTransaction;
+  /** See InventoryHandlerOptions.onRecorded. */
+  onRecorded?: (messageId: string | undefined) => void;
   now?: () => number;
 }
 
@@ -103,6 +105,7 @@ export function createStockReservations(opts: StockPortOptions = {}): StockReser
   const publishOpts: InventoryHandlerOptions = {
     rules,
     ...(opts.channels ? { channels: opts.channels } : {}),
+    ...(opts.onRecorded ? { onRecorded: opts.onRecorded } : {}),
     now,
   };
 
