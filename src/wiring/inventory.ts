@@ -241,7 +241,7 @@ export const inventoryModule: FeatureModule = {
     const recorded = new Set<string>();
     const onRecorded = (messageId: string | undefined) => {
       if (messageId === undefined) return;
-      if (recorded.size > 10_000) recorded.clear(); // rolled-back ones never come back
+      if (recorded.size > 10_000) recorded.clear(); // bounded: a rolled-back id waits for a retry
       recorded.add(messageId);
     };
     registerInventoryHandlers(ctx.engine, { rules, channels, now: ctx.now, onRecorded });
