@@ -101,6 +101,8 @@ export function actionSender(
           priority: delivery.priority,
           payload: refusal,
           ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
+          // The reason may quote the customer's data back: sealed like the action (ADR 0018).
+          ...(action.pii ? { personalData: true } : {}),
         });
       }
       if (answer) return answer;
@@ -125,6 +127,8 @@ export function actionSender(
       priority: delivery.priority,
       payload: ack,
       ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
+      // The system's answer may carry the customer's data: sealed like the action (ADR 0018).
+      ...(action.pii ? { personalData: true } : {}),
     });
     return { status: 200, body: result };
   };

@@ -1,10 +1,12 @@
 // `middlemart migrate` and `middlemart dlq list|show|replay` against a real SQLite store.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import { register as registerMigrate } from '../../src/cli/commands/migrate.js';
 import { register as registerDlq } from '../../src/cli/commands/dlq.js';
 import { createEngine } from '../../src/runtime/engine.js';
+import { createPayloadSealer } from '../../src/runtime/sealing.js';
 import { PermanentError } from '../../src/runtime/types.js';
 import { sqliteDatabase } from '../store/backends.js';
 import { waitFor } from './support.js';
@@ -115,6 +117,61 @@ test('migrate, then dlq list, show and replay', async () => {
     const missing = await cli('dlq', 'show', 'nope', '--database-url', db.url);
     assert.equal(missing.code, 1);
   } finally {
+    await db.drop();
+  }
+});
+
+test('dlq show opens sealed payloads with the PII key, and says why when it cannot', async () => {
+  const db = sqliteDatabase();
+  const key = randomBytes(32);
+  const saved = process.env.MIDDLEMART_PII_KEY;
+  try {
+    assert.equal((await cli('migrate', '--database-url', db.url)).code, 0);
+    const store = await db.open();
+    const engine = createEngine({
+      store,
+      pollMs: { min: 2, max: 20 },
+      sealer: createPayloadSealer({ current: key }),
+      sealScope: 'all',
+    });
+    engine.registerHandler('customer.sync', async () => {
+      throw new PermanentError('refused');
+    });
+    await engine.accept({
+      source: 'test',
+      idempotencyKey: 'sealed',
+      requestHash: 'h',
+      type: 'customer.sync',
+      partitionKey: 'c-1',
+      priority: 'standard',
+      payload: { email: 'ada@example.com' },
+    });
+    engine.start();
+    await waitFor('dead-lettered', () => engine.counters.deadLettered === 1);
+    await engine.stop();
+    await store.close();
+    const id = (
+      JSON.parse((await cli('dlq', 'list', '--database-url', db.url, '--json')).out) as {
+        items: { id: string }[];
+      }
+    ).items[0]!.id;
+
+    delete process.env.MIDDLEMART_PII_KEY;
+    const without = await cli('dlq', 'show', id, '--database-url', db.url, '--json');
+    assert.equal(without.code, 0, without.err);
+    const blind = JSON.parse(without.out) as { payload: unknown; payloadError?: string };
+    assert.equal(blind.payload, null);
+    assert.match(blind.payloadError ?? '', /key/);
+
+    process.env.MIDDLEMART_PII_KEY = key.toString('base64');
+    const withKey = await cli('dlq', 'show', id, '--database-url', db.url, '--json');
+    assert.equal(withKey.code, 0, withKey.err);
+    assert.deepEqual((JSON.parse(withKey.out) as { payload: unknown }).payload, {
+      email: 'ada@example.com',
+    });
+  } finally {
+    if (saved === undefined) delete process.env.MIDDLEMART_PII_KEY;
+    else process.env.MIDDLEMART_PII_KEY = saved;
     await db.drop();
   }
 });

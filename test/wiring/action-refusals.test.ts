@@ -84,6 +84,8 @@ void test('a permanent ERP refusal is reported to the process, then dead-lettere
   assert.equal(req.partitionKey, 'ord-1');
   assert.equal(req.priority, 'critical');
   assert.equal(req.traceparent, delivery().traceparent);
+  // The action names a customer region (it carries personal data): sealed at rest like it.
+  assert.equal(req.personalData, true);
   const refusal = req.payload as SystemRefusal;
   assert.deepEqual(refusal, {
     action: 'erp.post-sales-order',
@@ -107,8 +109,8 @@ void test('transient failures retry without a refusal; success acknowledges', as
   const ok = await send(async () => ({ erpOrderId: '1', state: 'booked', duplicate: false }));
   assert.equal(ok.answer.status, 200);
   assert.deepEqual(
-    ok.accepted.map((a) => a.type),
-    [SYSTEM_ACKNOWLEDGED_TYPE],
+    ok.accepted.map((a) => [a.type, a.personalData]),
+    [[SYSTEM_ACKNOWLEDGED_TYPE, true]],
   );
 });
 

@@ -58,6 +58,10 @@ const deadLetterSchema = {
     traceparent: { type: ['string', 'null'] },
     payload: { description: 'The body; null when redacted for this key' },
     payloadRedacted: { type: 'boolean' },
+    payloadError: {
+      type: 'string',
+      description: 'Why a sealed payload could not be opened (the key it names is not configured)',
+    },
     deadAt: { type: 'string', format: 'date-time' },
     status: { type: 'string', enum: ['dead', 'replayed'] },
     replayCount: { type: 'integer' },

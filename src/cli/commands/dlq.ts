@@ -1,13 +1,20 @@
 // `middlemart dlq list|show|replay`: inspect and replay the dead letter channel.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { defaultConfigPath, loadConfig } from '../../config/load.js';
 import {
+  createPayloadSealer,
   listDeadLetters,
   replayDeadLetter,
   replayDeadLetters,
   showDeadLetter,
   type DeadLetter,
   type DeadLetterFilter,
+  type PayloadSealer,
 } from '../../runtime/index.js';
+import type { Store } from '../../store/port.js';
+import { PII_KEY_ENV, configuredPiiKeys } from '../../wiring/customers.js';
 import { CliExit, ExitCode } from '../errors.js';
 import { outputOf } from '../io.js';
 import { openStoreFromOptions, withDatabaseOptions, type DatabaseOptions } from './migrate.js';
@@ -24,6 +31,40 @@ interface FilterOptions extends DatabaseOptions {
   cursor?: string;
   json?: boolean;
   all?: boolean;
+}
+
+/**
+ * The sealer of payloads stored sealed (ADR 0018), from the same keys the running app uses:
+ * MIDDLEMART_PII_KEY, the configuration's customers.pii.keyFile, or `pii.key` beside a SQLite
+ * store. Only keys that exist are read: reading dead letters never generates one. Without a key,
+ * sealed payloads show as null with the reason.
+ */
+async function payloadSealer(
+  options: DatabaseOptions,
+  store: Store,
+): Promise<PayloadSealer | undefined> {
+  let keyFile: string | undefined;
+  const path = options.config ?? defaultConfigPath();
+  if (existsSync(path)) {
+    const loaded = await loadConfig(path, process.env, { resolveEnv: true });
+    if (loaded.ok) keyFile = loaded.config.customers.pii.keyFile;
+  }
+  const file = store.description.replace(/^sqlite:/, '');
+  const beside =
+    store.dialect === 'sqlite' && file !== ':memory:' && existsSync(join(dirname(file), 'pii.key'));
+  if (!process.env[PII_KEY_ENV] && !keyFile && !beside) return undefined;
+  const keys = configuredPiiKeys({
+    env: process.env,
+    ...(keyFile ? { keyFile } : {}),
+    storeDescription: store.description,
+    dialect: store.dialect,
+  });
+  return keys
+    ? createPayloadSealer({
+        current: keys.current,
+        ...(keys.previous ? { previous: keys.previous } : {}),
+      })
+    : undefined;
 }
 
 function withFilters(command: Command): Command {
@@ -102,10 +143,15 @@ export function register(program: Command): void {
       const filter = filterOf(options);
       const store = await openStoreFromOptions(options, io);
       try {
-        const page = await listDeadLetters(store, filter, {
-          limit: parseLimit(options.limit, 50),
-          ...(options.cursor ? { cursor: options.cursor } : {}),
-        });
+        const page = await listDeadLetters(
+          store,
+          filter,
+          {
+            limit: parseLimit(options.limit, 50),
+            ...(options.cursor ? { cursor: options.cursor } : {}),
+          },
+          await payloadSealer(options, store),
+        );
         if (options.json) {
           io.out(JSON.stringify(page));
           return;
@@ -130,7 +176,7 @@ export function register(program: Command): void {
       const io = outputOf(command);
       const store = await openStoreFromOptions(options, io);
       try {
-        const d = await showDeadLetter(store, id);
+        const d = await showDeadLetter(store, id, await payloadSealer(options, store));
         if (!d) throw new CliExit(ExitCode.failure, `no dead letter ${id}`);
         if (options.json) {
           io.out(JSON.stringify(d));
