@@ -1,5 +1,6 @@
-// A small JSON-over-HTTP helper for the availability connectors: one call, its answer classified
-// the way the delivery gate expects (429 and 5xx transient with Retry-After, other 4xx permanent).
+// A small JSON-over-HTTP helper for the availability and price feed connectors: one call, its
+// answer classified the way the delivery gate expects (429 and 5xx transient with Retry-After,
+// other 4xx permanent).
 import { ActionError } from '../../ports/system-actions.js';
 
 export interface JsonCall {

@@ -4,6 +4,8 @@
 // one it shows with 409, which counts as acknowledged (it already shows something newer).
 // `GET {baseUrl}{path}?sku=…` answers `{ items: [{ sku, listPriceMinor, salePriceMinor? }] }` for
 // the read-back. Settings: `pricePath` (default `/prices`); credentials: `apiKey` (a bearer token).
+// The calls go through the availability feed's JSON helper (same error classification).
+import { callJson, joinUrl } from '../availability/http.js';
 import { ActionError, type ActionPerformer } from '../../ports/system-actions.js';
 import { decimalOf } from './money.js';
 
@@ -12,7 +14,6 @@ export interface FeedPriceOptions {
   baseUrl: string;
   path?: string;
   apiKey?: string;
-  fetch?: typeof fetch;
 }
 
 export interface FeedPriceChannel {
@@ -23,23 +24,8 @@ export interface FeedPriceChannel {
   ): Promise<Map<string, { listMinor: number; saleMinor?: number | undefined }>>;
 }
 
-async function failure(system: string, what: string, res: Response): Promise<ActionError> {
-  const text = await res.text().catch(() => '');
-  const retry = Number(res.headers.get('retry-after'));
-  const transient = res.status >= 500 || res.status === 429 || res.status === 408;
-  return new ActionError(
-    `${system}: ${what}: HTTP ${res.status} ${text.slice(0, 300)}`,
-    transient ? 'transient' : 'permanent',
-    {
-      status: res.status,
-      ...(Number.isFinite(retry) && retry > 0 ? { retryAfterSeconds: Math.ceil(retry) } : {}),
-    },
-  );
-}
-
 export function feedPriceChannel(opts: FeedPriceOptions): FeedPriceChannel {
-  const http = opts.fetch ?? fetch;
-  const url = `${opts.baseUrl.replace(/\/+$/, '')}/${(opts.path ?? '/prices').replace(/^\/+/, '')}`;
+  const url = joinUrl(opts.baseUrl, opts.path ?? '/prices');
   const auth: Record<string, string> = opts.apiKey
     ? { authorization: `Bearer ${opts.apiKey}` }
     : {};
@@ -48,40 +34,33 @@ export function feedPriceChannel(opts: FeedPriceOptions): FeedPriceChannel {
     if (action.action !== 'channel.price') {
       throw new ActionError(`${opts.system} cannot perform ${action.action}`, 'permanent');
     }
-    const body = {
-      sku: action.sku,
-      currency: action.currency,
-      listPriceMinor: action.listPriceMinor,
-      listPrice: decimalOf(action.listPriceMinor, action.currency),
-      ...(action.salePriceMinor !== undefined
-        ? {
-            salePriceMinor: action.salePriceMinor,
-            salePrice: decimalOf(action.salePriceMinor, action.currency),
-          }
-        : {}),
-      version: action.version,
-    };
-    let res: Response;
     try {
-      res = await http(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'idempotency-key': ctx.idempotencyKey,
-          ...auth,
+      await callJson(
+        {
+          method: 'POST',
+          url,
+          headers: { ...auth, 'idempotency-key': ctx.idempotencyKey },
+          body: {
+            sku: action.sku,
+            currency: action.currency,
+            listPriceMinor: action.listPriceMinor,
+            listPrice: decimalOf(action.listPriceMinor, action.currency),
+            ...(action.salePriceMinor !== undefined
+              ? {
+                  salePriceMinor: action.salePriceMinor,
+                  salePrice: decimalOf(action.salePriceMinor, action.currency),
+                }
+              : {}),
+            version: action.version,
+          },
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
         },
-        body: JSON.stringify(body),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-      });
-    } catch (err) {
-      throw new ActionError(
-        `${opts.system}: POST prices failed: ${(err as Error).message}`,
-        'transient',
+        opts.system,
       );
+    } catch (err) {
+      // 409: the channel shows a newer version already; nothing older may replace it.
+      if (!(err instanceof ActionError && err.details.status === 409)) throw err;
     }
-    // 409: the channel shows a newer version already; nothing older may replace it.
-    if (!res.ok && res.status !== 409) throw await failure(opts.system, 'POST prices', res);
-    await res.text().catch(() => '');
     return {
       version: action.version,
       listed: true,
@@ -98,15 +77,13 @@ export function feedPriceChannel(opts: FeedPriceOptions): FeedPriceChannel {
         .slice(i, i + 100)
         .map((s) => `sku=${encodeURIComponent(s)}`)
         .join('&');
-      const res = await http(`${url}?${query}`, {
-        headers: { accept: 'application/json', ...auth },
-        ...(signal ? { signal } : {}),
-      });
-      if (!res.ok) throw await failure(opts.system, 'GET prices', res);
-      const body = (await res.json()) as {
+      const body = (await callJson(
+        { method: 'GET', url: `${url}?${query}`, headers: auth, ...(signal ? { signal } : {}) },
+        opts.system,
+      )) as {
         items?: Array<{ sku?: unknown; listPriceMinor?: unknown; salePriceMinor?: unknown }>;
       };
-      for (const item of body.items ?? []) {
+      for (const item of body?.items ?? []) {
         if (typeof item.sku !== 'string' || typeof item.listPriceMinor !== 'number') continue;
         out.set(item.sku, {
           listMinor: item.listPriceMinor,
