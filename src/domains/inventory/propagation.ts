@@ -8,7 +8,7 @@
 // The storage and the pure selector live here; the sender (a ChannelAvailabilityPort behind the
 // delivery gate) is wired by the composition root.
 import type { ChannelAvailabilityUpdate } from '../../ports/channel.js';
-import { num, numOrNull, type InventorySql } from './sql.js';
+import { num, type InventorySql } from './sql.js';
 
 /** A change of what a channel should show for a sku@location. */
 export interface AvailabilityChange {
@@ -20,20 +20,6 @@ export interface AvailabilityChange {
   available: number;
   /** When the movement happened at its source (epoch ms). */
   sourceTime: number;
-}
-
-/** A key waiting for (or in) a send to one channel. */
-export interface PendingAvailability {
-  channel: string;
-  sku: string;
-  location: string;
-  latestVersion: number;
-  latestAvailable: number;
-  /** Since when the key has had a change not yet claimed for sending (epoch ms). */
-  pendingSince: number | null;
-  ackedVersion: number;
-  sendingVersion: number | null;
-  sendingUntil: number | null;
 }
 
 /** A claimed send: the update to hand to the channel's port. */
@@ -75,20 +61,6 @@ export function quantile(values: readonly number[], q: number): number {
 
 // ---- storage ---------------------------------------------------------------------------------
 
-function toPending(r: Record<string, unknown>): PendingAvailability {
-  return {
-    channel: String(r.channel),
-    sku: String(r.sku),
-    location: String(r.location),
-    latestVersion: num(r.latest_version),
-    latestAvailable: num(r.latest_available),
-    pendingSince: numOrNull(r.pending_since),
-    ackedVersion: num(r.acked_version),
-    sendingVersion: numOrNull(r.sending_version),
-    sendingUntil: numOrNull(r.sending_until),
-  };
-}
-
 /**
  * Records a change for a channel in the caller's transaction. An older or equal version than the
  * one recorded changes nothing.
@@ -118,26 +90,6 @@ export async function recordAvailabilityChange(
       now,
     ],
   );
-}
-
-/**
- * Keys of a channel with a change not yet claimed, longest-waiting first (at most `limit`). Keys
- * whose claim ran out are made due again by `reviveExpiredClaims` (planChannelPushes calls it).
- */
-export async function pendingAvailability(
-  db: InventorySql,
-  channel: string,
-  now: number,
-  limit = 1000,
-): Promise<PendingAvailability[]> {
-  const rows = await db.query(
-    `SELECT * FROM inventory_channel_sync
-     WHERE channel = ? AND pending_since IS NOT NULL AND latest_version > acked_version
-       AND (sending_version IS NULL OR sending_until <= ?)
-     ORDER BY pending_since, sku, location LIMIT ?`,
-    [channel, now, limit],
-  );
-  return rows.map(toPending);
 }
 
 /** Makes keys whose claim ran out (their sender died) due again. Returns how many. */

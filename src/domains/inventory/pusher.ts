@@ -61,14 +61,6 @@ interface SendResult {
   failure?: { permanent: boolean; message: string };
 }
 
-export interface ChannelPusherStats {
-  channel: string;
-  inFlight: number;
-  consecutiveFailures: number;
-  /** Epoch ms until which the channel is paused after failures (0 when it is not). */
-  pausedUntil: number;
-}
-
 function failureOf(err: unknown): {
   permanent: boolean;
   message: string;
@@ -187,10 +179,6 @@ export class ChannelPusher {
     this.budget = { tokens: opts.limits.burst, at: this.now() };
   }
 
-  get channel(): string {
-    return this.opts.channel;
-  }
-
   /** Starts polling; sends start at the first wake or poll. */
   start(): void {
     if (this.poll || this.stopped) return;
@@ -213,15 +201,6 @@ export class ChannelPusher {
       this.running = true;
       void this.loop();
     });
-  }
-
-  stats(): ChannelPusherStats {
-    return {
-      channel: this.opts.channel,
-      inFlight: this.inFlight,
-      consecutiveFailures: this.consecutiveFailures,
-      pausedUntil: this.pausedUntil > this.now() ? this.pausedUntil : 0,
-    };
   }
 
   /** Stops claiming; waits (bounded by the send timeout) for sends in flight and records them. */
