@@ -25,13 +25,13 @@ import {
   createStockReservations,
   expireDueReservations,
   inventoryMigrations,
+  parkedKeyCounts,
   reconcileInventory,
   registerInventoryHandlers,
   type AcceptInTransaction,
   type AvailabilityRules,
   type ReconciliationReport,
 } from '../domains/inventory/index.js';
-import { num } from '../domains/inventory/sql.js';
 import type { ErpStockLevel } from '../ports/erp.js';
 import type { Store, StoreTx } from '../store/index.js';
 import type { FeatureModule, ModuleContext, Services } from './module.js';
@@ -227,12 +227,9 @@ export const inventoryModule: FeatureModule = {
       labelNames: ['channel'],
       registers: [ctx.metrics.registry],
       async collect() {
-        const rows = await ctx.store.query(
-          `SELECT channel, COUNT(*) AS n FROM inventory_channel_sync
-           WHERE failed_version IS NOT NULL AND failed_version >= latest_version GROUP BY channel`,
-        );
+        const counts = await parkedKeyCounts(ctx.store);
         this.reset();
-        for (const r of rows) this.labels(String(r.channel)).set(num(r.n));
+        for (const [channel, n] of counts) this.labels(channel).set(n);
       },
     });
 

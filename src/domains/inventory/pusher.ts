@@ -115,6 +115,15 @@ export async function parkChannelPush(
   );
 }
 
+/** How many keys each channel refused for good and holds parked (for the gauge). */
+export async function parkedKeyCounts(db: InventorySql): Promise<Map<string, number>> {
+  const rows = await db.query(
+    `SELECT channel, COUNT(*) AS n FROM inventory_channel_sync
+     WHERE failed_version IS NOT NULL AND failed_version >= latest_version GROUP BY channel`,
+  );
+  return new Map(rows.map((r) => [String(r.channel), num(r.n)]));
+}
+
 /** Keys of a channel the channel refused for good (the newest value, not sent). */
 export async function parkedChannelKeys(
   db: InventorySql,
