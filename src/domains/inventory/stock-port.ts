@@ -263,7 +263,7 @@ async function releasePart(
   return (await readPosition(tx, r.sku, r.location))!;
 }
 
-/** Ships part of an active reservation: it keeps holding the rest. */
+/** Ships part of an active reservation: it keeps holding the rest; the sale leaves on hand. */
 async function consumePart(
   tx: InventorySql,
   r: ReservationRecord,
@@ -271,16 +271,7 @@ async function consumePart(
   rules: AvailabilityRules,
   at: number,
 ): Promise<StockPosition> {
-  await tx.execute(
-    `UPDATE inventory_reservations SET quantity = quantity - ? WHERE id = ? AND status = 'active'`,
-    [quantity, r.id],
-  );
-  await tx.execute(
-    `UPDATE inventory_positions SET reserved = reserved - ?, version = version + 1, updated_at = ?
-     WHERE sku = ? AND location = ?`,
-    [quantity, at, r.sku, r.location],
-  );
-  const moved = (await readPosition(tx, r.sku, r.location))!;
+  const moved = await releasePart(tx, r, quantity, at);
   const ledger = new AvailabilityLedger({ rules, now: () => at });
   const applied = await ledger.applyAdjustment(tx, {
     sku: r.sku,
