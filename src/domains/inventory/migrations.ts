@@ -95,6 +95,17 @@ const adjustmentIndexes = `
 CREATE UNIQUE INDEX inventory_adjustments_source ON inventory_adjustments (sku, location, source_system, source_sequence) WHERE outcome <> 'duplicate';
 CREATE INDEX inventory_adjustments_epoch ON inventory_adjustments (sku, location, count_epoch, outcome)`;
 
+/** Both dialects: keys a channel refused are parked with the error; live claims indexed. */
+const PARKED_KEYS: InventoryMigration = {
+  version: 2001,
+  name: 'inventory: channel keys parked after a refusal; index of live claims',
+  sql: `ALTER TABLE inventory_channel_sync ADD COLUMN failed_version BIGINT;
+ALTER TABLE inventory_channel_sync ADD COLUMN failed_at BIGINT;
+ALTER TABLE inventory_channel_sync ADD COLUMN last_error TEXT;
+CREATE INDEX inventory_channel_sync_claims ON inventory_channel_sync (channel, sending_until)
+  WHERE sending_version IS NOT NULL`,
+};
+
 const sqlite: InventoryMigration[] = [
   {
     version: 2000,
@@ -104,15 +115,7 @@ CREATE TABLE inventory_adjustments (
   id INTEGER PRIMARY KEY AUTOINCREMENT,${adjustmentLogColumns}
 );${adjustmentIndexes}`,
   },
-  {
-    version: 2001,
-    name: 'inventory: channel keys parked after a refusal; index of live claims',
-    sql: `ALTER TABLE inventory_channel_sync ADD COLUMN failed_version BIGINT;
-ALTER TABLE inventory_channel_sync ADD COLUMN failed_at BIGINT;
-ALTER TABLE inventory_channel_sync ADD COLUMN last_error TEXT;
-CREATE INDEX inventory_channel_sync_claims ON inventory_channel_sync (channel, sending_until)
-  WHERE sending_version IS NOT NULL`,
-  },
+  PARKED_KEYS,
 ];
 
 const postgres: InventoryMigration[] = [
@@ -124,15 +127,7 @@ CREATE TABLE inventory_adjustments (
   id BIGSERIAL PRIMARY KEY,${adjustmentLogColumns}
 );${adjustmentIndexes}`,
   },
-  {
-    version: 2001,
-    name: 'inventory: channel keys parked after a refusal; index of live claims',
-    sql: `ALTER TABLE inventory_channel_sync ADD COLUMN failed_version BIGINT;
-ALTER TABLE inventory_channel_sync ADD COLUMN failed_at BIGINT;
-ALTER TABLE inventory_channel_sync ADD COLUMN last_error TEXT;
-CREATE INDEX inventory_channel_sync_claims ON inventory_channel_sync (channel, sending_until)
-  WHERE sending_version IS NOT NULL`,
-  },
+  PARKED_KEYS,
 ];
 
 export const INVENTORY_MIGRATIONS: Readonly<
