@@ -70,6 +70,21 @@ export function actionSender(
         body: { detail: `${destination}: the payload is not a system action` },
       };
     }
+    // The answer back to the asking process: keyed by the delivery's key (a repeat after a crash
+    // is a duplicate), partitioned like the process, sealed when the action carries personal data
+    // (the system's answer or refusal may quote it back, ADR 0018).
+    const reply = (type: string, key: string, payload: unknown) =>
+      engine.accept({
+        source: 'middlemart',
+        idempotencyKey: key,
+        requestHash: key,
+        type,
+        partitionKey: action.correlation.id,
+        priority: delivery.priority,
+        payload,
+        ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
+        ...(action.pii ? { personalData: true } : {}),
+      });
     let result: unknown;
     try {
       result = await perform(action, ctx);
@@ -91,19 +106,7 @@ export function actionSender(
           ...(err.details.code ? { code: err.details.code } : {}),
           ...(err.details.status !== undefined ? { status: err.details.status } : {}),
         };
-        const key = `refused/${ctx.idempotencyKey}`;
-        await engine.accept({
-          source: 'middlemart',
-          idempotencyKey: key,
-          requestHash: key,
-          type: SYSTEM_REFUSED_TYPE,
-          partitionKey: action.correlation.id,
-          priority: delivery.priority,
-          payload: refusal,
-          ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
-          // The reason may quote the customer's data back: sealed like the action (ADR 0018).
-          ...(action.pii ? { personalData: true } : {}),
-        });
+        await reply(SYSTEM_REFUSED_TYPE, `refused/${ctx.idempotencyKey}`, refusal);
       }
       if (answer) return answer;
       throw err;
@@ -117,19 +120,7 @@ export function actionSender(
       at: new Date(now()).toISOString(),
       ...(result === undefined ? {} : { result }),
     };
-    const key = `ack/${ctx.idempotencyKey}`;
-    await engine.accept({
-      source: 'middlemart',
-      idempotencyKey: key,
-      requestHash: key,
-      type: SYSTEM_ACKNOWLEDGED_TYPE,
-      partitionKey: action.correlation.id,
-      priority: delivery.priority,
-      payload: ack,
-      ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
-      // The system's answer may carry the customer's data: sealed like the action (ADR 0018).
-      ...(action.pii ? { personalData: true } : {}),
-    });
+    await reply(SYSTEM_ACKNOWLEDGED_TYPE, `ack/${ctx.idempotencyKey}`, ack);
     return { status: 200, body: result };
   };
 }
