@@ -15,6 +15,7 @@ import { createApiKey } from '../../src/api/auth/api-keys.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { renderEstateConfig, startEstate, type Estate } from '../../src/sandbox/estate.js';
+import { jsonCall } from './support.js';
 import { canonicalOrder, cloudEvent, eventually } from '../domains/orders/support.js';
 
 let estate: Estate;
@@ -27,38 +28,15 @@ let loyaltyKey: Record<string, string>;
 
 const url = (id: string) => estate.systems.find((s) => s.id === id)!.url;
 
-async function api(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: any; text: string }> {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${key}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
-}
-
-async function sim(
+const api = (method: string, path: string, body?: unknown) =>
+  jsonCall(app.url!, method, path, body, { authorization: `Bearer ${key}` });
+const sim = (
   id: string,
   method: string,
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
-) {
-  const res = await fetch(`${url(id)}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as any) : undefined };
-}
+) => jsonCall(url(id), method, path, body, headers);
 
 async function send(type: string, id: string, data: unknown): Promise<void> {
   const r = await api('POST', '/v1/events', cloudEvent(type, id, data));

@@ -15,6 +15,7 @@ import { createApiKey } from '../../src/api/auth/api-keys.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { renderEstateConfig, startEstate, type Estate } from '../../src/sandbox/estate.js';
+import { jsonCall } from './support.js';
 import {
   canonicalOrder,
   cloudEvent,
@@ -29,38 +30,15 @@ let dir: string;
 
 const url = (id: string) => estate.systems.find((s) => s.id === id)!.url;
 
-async function api(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: any; text: string }> {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${key}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
-}
-
-async function sim(
+const api = (method: string, path: string, body?: unknown) =>
+  jsonCall(app.url!, method, path, body, { authorization: `Bearer ${key}` });
+const sim = (
   id: string,
   method: string,
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
-) {
-  const res = await fetch(`${url(id)}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as any) : undefined };
-}
+) => jsonCall(url(id), method, path, body, headers);
 
 before(async () => {
   estate = await startEstate({ basePort: 0, seed: 7 });
