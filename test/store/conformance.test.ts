@@ -124,6 +124,151 @@ for (const backend of BACKENDS) {
         await engine.stop();
       }));
 
+    test('batch: statements run in order in one transaction, each answered; a failure rolls all back', () =>
+      run(async (store) => {
+        await store.migrate([
+          {
+            version: 1001,
+            name: 'batch widgets',
+            sql: 'CREATE TABLE batch_widgets (id TEXT PRIMARY KEY, n INTEGER NOT NULL)',
+          },
+        ]);
+        const results = await store.batch([
+          {
+            sql: 'INSERT INTO batch_widgets (id, n) VALUES (?, ?), (?, ?)',
+            params: ['a', 1, 'b', 2],
+          },
+          { sql: 'UPDATE batch_widgets SET n = n + 10 WHERE id = ?', params: ['a'] },
+          {
+            sql: 'INSERT INTO batch_widgets (id, n) VALUES (?, ?) RETURNING id, n',
+            params: ['c', 3],
+          },
+          { sql: 'SELECT id, n FROM batch_widgets ORDER BY id' },
+        ]);
+        assert.equal(results.length, 4);
+        assert.equal(results[0]!.changes, 2);
+        assert.equal(results[1]!.changes, 1);
+        assert.deepEqual(
+          results[2]!.rows.map((r) => [r.id, Number(r.n)]),
+          [['c', 3]],
+        );
+        assert.deepEqual(
+          results[3]!.rows.map((r) => [r.id, Number(r.n)]),
+          [
+            ['a', 11],
+            ['b', 2],
+            ['c', 3],
+          ],
+        );
+        // The third statement breaks the primary key: nothing of the batch stays.
+        await assert.rejects(
+          store.batch(
+            [
+              { sql: 'INSERT INTO batch_widgets (id, n) VALUES (?, ?)', params: ['d', 4] },
+              { sql: 'UPDATE batch_widgets SET n = 0' },
+              { sql: 'INSERT INTO batch_widgets (id, n) VALUES (?, ?)', params: ['a', 5] },
+            ],
+            { relaxed: true },
+          ),
+        );
+        const rows = await store.query<{ id: string; n: number }>(
+          'SELECT id, n FROM batch_widgets ORDER BY id',
+        );
+        assert.deepEqual(
+          rows.map((r) => [r.id, Number(r.n)]),
+          [
+            ['a', 11],
+            ['b', 2],
+            ['c', 3],
+          ],
+        );
+        // The store goes on working after a failed batch.
+        const after = await store.batch([
+          { sql: 'DELETE FROM batch_widgets WHERE id = ?', params: ['c'] },
+        ]);
+        assert.equal(after[0]!.changes, 1);
+      }));
+
+    test('one group commit: head marks, request order, repeated and known keys in the same batch', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        // A key with a message already queued, and a key already used.
+        const before = await engine.accept(req({ partitionKey: 'busy', payload: 'b0' }));
+        const known = req({ partitionKey: 'x', payload: 'known' });
+        const knownFirst = await engine.accept(known);
+        assert.equal(before.outcome, 'accepted');
+        assert.equal(knownFirst.outcome, 'accepted');
+        // Accepted together: they reach the same flush.
+        const repeated = req({ partitionKey: 'fresh', payload: 'f1' });
+        const answers = await Promise.all([
+          engine.accept(repeated),
+          engine.accept(req({ partitionKey: 'busy', payload: 'b1' })),
+          engine.accept(req({ partitionKey: 'fresh', payload: 'f2' })),
+          engine.accept({ ...repeated }),
+          engine.accept({ ...known }),
+          engine.accept({ ...known, requestHash: 'different' }),
+          engine.accept(req({ partitionKey: 'fresh', payload: 'f3' })),
+          engine.accept(req({ partitionKey: 'alone', payload: 'a1' })),
+        ]);
+        assert.deepEqual(
+          answers.map((a) => a.outcome),
+          [
+            'accepted',
+            'accepted',
+            'accepted',
+            'duplicate',
+            'duplicate',
+            'conflict',
+            'accepted',
+            'accepted',
+          ],
+        );
+        assert.ok(answers[0]!.outcome === 'accepted' && answers[3]!.outcome === 'duplicate');
+        assert.equal(answers[3]!.messageId, answers[0]!.messageId);
+        assert.ok(knownFirst.outcome === 'accepted' && answers[4]!.outcome === 'duplicate');
+        assert.equal(answers[4]!.messageId, knownFirst.messageId);
+        const rows = await store.query<{ partition_key: string; payload: string; is_head: number }>(
+          `SELECT partition_key, payload, is_head FROM messages
+           WHERE partition_key IN ('busy', 'fresh', 'alone', 'x') ORDER BY seq`,
+        );
+        assert.deepEqual(
+          rows.map((r) => [r.partition_key, JSON.parse(r.payload) as string, Number(r.is_head)]),
+          [
+            ['busy', 'b0', 1],
+            ['x', 'known', 1],
+            ['fresh', 'f1', 1],
+            ['busy', 'b1', 0],
+            ['fresh', 'f2', 0],
+            ['fresh', 'f3', 0],
+            ['alone', 'a1', 1],
+          ],
+        );
+        await engine.stop();
+      }));
+
+    test('a group commit larger than one statement keeps one head per key and request order', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        const answers = await Promise.all(
+          Array.from({ length: 600 }, (_, i) =>
+            engine.accept(req({ partitionKey: `big-${i % 3}`, payload: i })),
+          ),
+        );
+        assert.ok(answers.every((a) => a.outcome === 'accepted'));
+        const rows = await store.query<{ partition_key: string; payload: string; is_head: number }>(
+          "SELECT partition_key, payload, is_head FROM messages WHERE partition_key LIKE 'big-%' ORDER BY seq",
+        );
+        assert.deepEqual(
+          rows.map((r) => Number(r.payload)),
+          Array.from({ length: 600 }, (_, i) => i),
+        );
+        assert.deepEqual(
+          rows.filter((r) => Number(r.is_head) === 1).map((r) => Number(r.payload)),
+          [0, 1, 2],
+        );
+        await engine.stop();
+      }));
+
     test('claims serve critical before standard before deferrable', () =>
       run(async (store) => {
         const engine = engineOn(store);
