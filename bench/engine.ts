@@ -340,10 +340,11 @@ interface LoadResult {
   offeredPerSecond?: number;
 }
 
-async function load(port: number, rate?: number): Promise<LoadResult> {
+async function load(port: number, rate?: number, seconds?: number): Promise<LoadResult> {
   const c = child('load', {
     BENCH_PORT: String(port),
     ...(rate ? { BENCH_RATE: String(rate) } : {}),
+    ...(seconds ? { BENCH_DURATION_S: String(seconds) } : {}),
   });
   const r = (await c.first) as unknown as LoadResult;
   await c.done;
@@ -353,6 +354,7 @@ async function load(port: number, rate?: number): Promise<LoadResult> {
 interface Target {
   name: 'sqlite' | 'sqlite-thread' | 'postgres';
   env: Record<string, string>;
+  /** Removes every database the target handed out so far (called after each measurement). */
   cleanup(): Promise<void>;
 }
 
@@ -441,6 +443,9 @@ async function main(): Promise<void> {
         const run = await load(p);
         server.kill();
         await server.done;
+        // Each measurement's database goes at once: the kernel would otherwise go on writing its
+        // pages back while the next measurement runs.
+        await t.cleanup();
         const ratio = run.requestsPerSecond / Math.max(1, c.requestsPerSecond);
         console.log(
           `round ${round + 1}/${ROUNDS} ${t.name} durable accept: ${run.requestsPerSecond} req/s p50 ${run.p50Ms} ms p99 ${run.p99Ms} ms ` +
@@ -475,9 +480,13 @@ async function main(): Promise<void> {
         const server = child('durable', t.env);
         const { port: p } = (await server.first) as { port: number };
         const half = Math.max(1, Math.round(ceiling.requestsPerSecond / 2));
+        // A fresh server is warmed up first (JIT, prepared statements), as the one measured at
+        // full load was.
+        await load(p, undefined, 2);
         const atHalf = await load(p, half);
         server.kill();
         await server.done;
+        await t.cleanup();
         console.log(
           `${t.name} durable accept at ${half} req/s offered: ${atHalf.requestsPerSecond} req/s ` +
             `p50 ${atHalf.p50Ms} ms p99 ${atHalf.p99Ms} ms`,
@@ -491,6 +500,7 @@ async function main(): Promise<void> {
       }
       if (PARTS.has('deliver')) {
         const drained = await child('drain', t.env).first;
+        await t.cleanup();
         console.log(
           `${t.name} delivery: ${String(drained.perSecond)} msg/s (${String(drained.delivered)} in ${String(drained.seconds)} s)`,
         );
