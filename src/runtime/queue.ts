@@ -2,7 +2,7 @@
 // (idempotent accept), claiming messages and deliveries under leases, completion, retry and
 // dead-lettering, replay, retention and depth figures. The engine (engine.ts) schedules them.
 import { randomUUID } from 'node:crypto';
-import type { BatchStatement, Row, SqlRunner, SqlValue, Store } from '../store/port.js';
+import type { Row, SqlRunner, SqlValue, Store } from '../store/port.js';
 import {
   PRIORITY_CLASSES,
   type AcceptRequest,
@@ -356,7 +356,7 @@ export async function acceptBatch(
   if (store.dialect === 'postgres') {
     return store.transaction((tx) => acceptBatchPostgres(tx, reqs, opts));
   }
-  return acceptBatchSqlite(store, reqs, opts);
+  return store.transaction((tx) => acceptBatchSqlite(tx, reqs, opts));
 }
 
 /** Rows per multi-row statement (well under SQLite's bound-parameter limit). */
@@ -369,21 +369,13 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * SQLite: the batch is one fixed list of statements sent whole (`Store.batch`, one round trip
- * to a writer thread), none needing another's answer:
- *
- * 1. one multi-row upsert of the idempotency keys, returning the message ids it wrote (a key
- *    already held and not expired is left alone: a duplicate or a conflict);
- * 2. one multi-row insert of the messages, joined with the keys on the fresh message id, so only
- *    the requests whose key was written become messages. A message is born head when it is the
- *    first of its key in the batch and no queued message of its key exists: the SELECT reads
- *    `messages`, so SQLite computes every row before inserting any.
- *
- * Requests whose key was not written are answered afterwards from the stored key, as are
- * refused deferrable requests and a key repeated within the batch (a duplicate of the first).
+ * SQLite (one writer, so nothing can interleave inside the transaction): one multi-row upsert of
+ * the keys that returns the rows it wrote, one lookup of the keys that already have a queued
+ * message (for the head mark), one multi-row insert of the messages. Only a request whose key
+ * was not written (a duplicate or conflict) is looked up afterwards.
  */
 async function acceptBatchSqlite(
-  store: Store,
+  tx: SqlRunner,
   reqs: readonly AcceptRequest[],
   opts: InboxOptions,
 ): Promise<AcceptResult[]> {
@@ -400,10 +392,9 @@ async function acceptBatchSqlite(
     seen.add(k);
     fresh.push({ i, id: timeOrderedId(opts.now) });
   });
+  const written = new Set<string>();
   const expiresAt = opts.now + opts.idempotencyWindowMs;
-  const statements: BatchStatement[] = [];
-  const parts = chunks(fresh, SQLITE_ROWS_PER_STATEMENT);
-  for (const part of parts) {
+  for (const part of chunks(fresh, SQLITE_ROWS_PER_STATEMENT)) {
     const params: SqlValue[] = [];
     for (const f of part) {
       const r = reqs[f.i]!;
@@ -418,8 +409,8 @@ async function acceptBatchSqlite(
       );
     }
     params.push(opts.now);
-    statements.push({
-      sql: `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
+    const rows = await tx.query<{ message_id: string }>(
+      `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
        VALUES ${new Array<string>(part.length).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}
        ON CONFLICT (source, idempotency_key) DO UPDATE SET
          request_hash = excluded.request_hash, message_id = excluded.message_id,
@@ -428,76 +419,62 @@ async function acceptBatchSqlite(
        WHERE idempotency_keys.expires_at < ?
        RETURNING message_id`,
       params,
-    });
+    );
+    for (const row of rows) written.add(row.message_id);
   }
-  const keyStatements = statements.length;
-  for (const part of parts) {
-    const params: SqlValue[] = [];
-    for (const f of part) {
-      const r = reqs[f.i]!;
-      params.push(
-        f.i,
-        f.id,
-        r.source,
-        r.idempotencyKey,
-        r.type,
-        r.partitionKey,
-        priorityRank(r.priority),
-        messagePayload(r, sealerFor(r, opts)),
-        r.traceparent ?? null,
-        r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
+  const inserted = fresh.filter((f) => written.has(f.id));
+  for (const f of fresh) if (!written.has(f.id)) later.push(f.i);
+  if (inserted.length > 0) {
+    const acceptedAt = iso(opts.now);
+    // A message is born head when no queued message of its key exists (nor an earlier one in
+    // this batch).
+    const keys = [...new Set(inserted.map((f) => reqs[f.i]!.partitionKey))];
+    const busy = new Set<string>();
+    // EXISTS stops at the first queued message of a key (a DISTINCT would walk all of them).
+    const rows = await tx.query<{ partition_key: string }>(
+      `SELECT k.value AS partition_key FROM json_each(?) AS k
+       WHERE EXISTS (SELECT 1 FROM messages m WHERE m.partition_key = k.value AND m.status = 'queued')`,
+      [JSON.stringify(keys)],
+    );
+    for (const row of rows) busy.add(row.partition_key);
+    for (const part of chunks(inserted, SQLITE_ROWS_PER_STATEMENT)) {
+      const params: SqlValue[] = [];
+      for (const f of part) {
+        const r = reqs[f.i]!;
+        const head = !busy.has(r.partitionKey);
+        busy.add(r.partitionKey);
+        params.push(
+          f.id,
+          r.source,
+          r.idempotencyKey,
+          r.type,
+          r.partitionKey,
+          priorityRank(r.priority),
+          messagePayload(r, sealerFor(r, opts)),
+          r.traceparent ?? null,
+          r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
+          opts.now,
+          head ? 1 : 0,
+        );
+        out[f.i] = {
+          outcome: 'accepted',
+          messageId: f.id,
+          acceptedAt,
+          ...(r.traceparent ? { traceparent: r.traceparent } : {}),
+        };
+      }
+      await tx.execute(
+        `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
+           traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
+         VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?)").join(', ')}`,
+        params,
       );
     }
-    params.push(opts.now);
-    // Chunks go in request order, so an earlier chunk's messages are queued when a later
-    // chunk's head marks are computed.
-    statements.push({
-      sql: `WITH v (idx, id, source, idempotency_key, type, partition_key, priority, payload, traceparent, available_at) AS
-         (VALUES ${new Array<string>(part.length).fill('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}),
-       w AS (
-         SELECT v.*, ROW_NUMBER() OVER (PARTITION BY v.partition_key ORDER BY v.idx) AS rn
-         FROM v JOIN idempotency_keys k
-           ON k.source = v.source AND k.idempotency_key = v.idempotency_key AND k.message_id = v.id)
-       INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
-         traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
-       SELECT id, source, idempotency_key, type, partition_key, priority, payload, traceparent,
-         'queued', 0, available_at, ?, 0,
-         CASE WHEN rn = 1 AND NOT EXISTS
-           (SELECT 1 FROM messages m WHERE m.partition_key = w.partition_key AND m.status = 'queued')
-         THEN 1 ELSE 0 END
-       FROM w ORDER BY idx`,
-      params,
-    });
-  }
-  const written = new Set<string>();
-  if (statements.length > 0) {
-    const results = await store.batch(statements);
-    for (const r of results.slice(0, keyStatements)) {
-      for (const row of r.rows) written.add(row.message_id as string);
-    }
-  }
-  const acceptedAt = iso(opts.now);
-  for (const f of fresh) {
-    if (!written.has(f.id)) {
-      later.push(f.i);
-      continue;
-    }
-    const r = reqs[f.i]!;
-    out[f.i] = {
-      outcome: 'accepted',
-      messageId: f.id,
-      acceptedAt,
-      ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-    };
   }
   // Duplicates, conflicts and refused deferrable requests, in request order (a repeated key in
-  // the batch answers as a duplicate of the first, which is committed by now).
-  if (later.length > 0) {
-    later.sort((a, b) => a - b);
-    await store.transaction(async (tx) => {
-      for (const i of later) out[i] = await acceptInTx(tx, reqs[i]!, opts);
-    });
-  }
+  // the batch answers as a duplicate of the first).
+  later.sort((a, b) => a - b);
+  for (const i of later) out[i] = await acceptInTx(tx, reqs[i]!, opts);
   return out as AcceptResult[];
 }
 

@@ -47,18 +47,6 @@ export interface TransactionOptions {
   relaxed?: boolean;
 }
 
-/** One statement of a `Store.batch`. */
-export interface BatchStatement {
-  sql: string;
-  params?: readonly SqlValue[];
-}
-
-/** What one statement of a batch gave: its rows (a SELECT or RETURNING), or what it changed. */
-export interface BatchResult {
-  rows: Row[];
-  changes: number;
-}
-
 export interface Store extends SqlRunner {
   /** A human description without credentials, e.g. `sqlite:/data/mm.db`. */
   readonly description: string;
@@ -67,13 +55,6 @@ export interface Store extends SqlRunner {
    * On SQLite transactions are serialised; on PostgreSQL each holds a pooled connection.
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: TransactionOptions): Promise<T>;
-  /**
-   * Runs a fixed list of statements in one transaction, in order, and answers each one's
-   * result: a transaction whose statements do not depend on each other's answers, sent whole.
-   * With SQLite's writer thread it is one round trip (`transaction()` costs one per statement
-   * and one for the commit). Any failure rolls the whole batch back.
-   */
-  batch(statements: readonly BatchStatement[], opts?: TransactionOptions): Promise<BatchResult[]>;
   /** Applies pending migrations (the store's own, then `extra`); returns versions applied. */
   migrate(extra?: readonly Migration[]): Promise<number[]>;
   /** Every known migration with the time it was applied (null when pending). */

@@ -5,8 +5,6 @@ import pg from 'pg';
 import { MIGRATIONS, migrationStatus, orderedMigrations } from '../migrations.js';
 import {
   splitStatements,
-  type BatchResult,
-  type BatchStatement,
   type ExecuteResult,
   type Migration,
   type MigrationStatus,
@@ -128,21 +126,14 @@ export class PostgresStore implements Store {
     return this.direct.execute(sql, params);
   }
 
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
-    return this.inTransaction((client) => fn(runner(client)), opts);
-  }
-
-  private async inTransaction<T>(
-    fn: (client: Queryable) => Promise<T>,
-    opts: TransactionOptions,
-  ): Promise<T> {
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
     try {
       await client.query('BEGIN');
       // A relaxed commit does not wait for the WAL flush; the next synchronous commit covers it.
       if (opts.relaxed) await client.query('SET LOCAL synchronous_commit = off');
-      const result = await fn(client);
+      const result = await fn(runner(client));
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -155,23 +146,6 @@ export class PostgresStore implements Store {
     } finally {
       client.release(broken);
     }
-  }
-
-  batch(
-    statements: readonly BatchStatement[],
-    opts: TransactionOptions = {},
-  ): Promise<BatchResult[]> {
-    return this.inTransaction(async (client) => {
-      const out: BatchResult[] = [];
-      for (const st of statements) {
-        const r = await client.query(positional(st.sql), (st.params ?? []) as unknown[]);
-        out.push({
-          rows: r.rows as Row[],
-          changes: r.command === 'SELECT' ? 0 : (r.rowCount ?? 0),
-        });
-      }
-      return out;
-    }, opts);
   }
 
   async migrate(extra: readonly Migration[] = []): Promise<number[]> {

@@ -13,8 +13,6 @@ import { Worker } from 'node:worker_threads';
 import { MIGRATIONS, migrationStatus, orderedMigrations } from '../migrations.js';
 import {
   splitStatements,
-  type BatchResult,
-  type BatchStatement,
   type ExecuteResult,
   type Migration,
   type MigrationStatus,
@@ -264,24 +262,6 @@ export class SqliteStore implements Store {
     });
     if (n > 0) await this.walDurable(n);
     return result;
-  }
-
-  batch(
-    statements: readonly BatchStatement[],
-    opts: TransactionOptions = {},
-  ): Promise<BatchResult[]> {
-    return this.transaction(
-      () =>
-        Promise.resolve(
-          statements.map((s): BatchResult => {
-            const st = this.prepare(s.sql);
-            const params = bindable(s.params ?? []);
-            if (st.reader) return { rows: st.all(...params) as Row[], changes: 0 };
-            return { rows: [], changes: st.run(...params).changes };
-          }),
-        ),
-      opts,
-    );
   }
 
   async migrate(extra: readonly Migration[] = []): Promise<number[]> {

@@ -28,8 +28,6 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { MIGRATIONS, migrationStatus, orderedMigrations } from '../migrations.js';
 import {
   splitStatements,
-  type BatchResult,
-  type BatchStatement,
   type ExecuteResult,
   type Migration,
   type MigrationStatus,
@@ -351,33 +349,6 @@ export class SqliteThreadStore implements Store {
     } finally {
       unlock();
     }
-  }
-
-  /**
-   * The whole transaction in one request. The store's lock is released as soon as it is posted
-   * (the thread handles requests in order, so the next transaction queues behind it).
-   */
-  async batch(
-    statements: readonly BatchStatement[],
-    opts: TransactionOptions = {},
-  ): Promise<BatchResult[]> {
-    if (this.closed) throw new Error('store is closed');
-    const release = await this.mutex.lock();
-    let answer: Promise<WriterReply>;
-    try {
-      if (this.closed) throw new Error('store is closed');
-      answer = this.send({
-        op: 'batch',
-        statements: statements.map((s) => ({ sql: s.sql, params: s.params ?? [] })),
-        relaxed: opts.relaxed === true,
-      });
-    } finally {
-      release();
-    }
-    const reply = await answer;
-    const results = (reply.results ?? []) as BatchResult[];
-    if (reply.blobs) for (const r of results) restoreBlobs(r.rows);
-    return results;
   }
 
   async migrate(extra: readonly Migration[] = []): Promise<number[]> {

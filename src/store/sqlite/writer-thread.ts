@@ -13,9 +13,8 @@
 // Requests: `run` (one statement inside the open transaction; `begin` opens it first: 1 durable,
 // 2 relaxed; `quiet`: pipelined, answered by nothing, its error failing the transaction's next
 // request), `commit` (rolls back when it fails, so the transaction is over either way),
-// `rollback`, `autocommit` (one statement in its own implicit, durable transaction), `batch` (a
-// whole transaction: BEGIN, its statements, COMMIT, answered once with every statement's
-// result; rolled back when any fails), `migrate`, `ping`, `close`.
+// `rollback`, `autocommit` (one statement in its own implicit, durable transaction), `migrate`,
+// `ping`, `close`.
 
 /** The request a main thread sends (see the protocol above). */
 export type WriterRequest =
@@ -36,13 +35,6 @@ export type WriterRequest =
   | { id: number; op: 'commit' | 'rollback' | 'ping' | 'close' }
   | {
       id: number;
-      op: 'batch';
-      statements: { sql: string; params: readonly unknown[] }[];
-      /** A relaxed commit (synchronous=NORMAL for it). */
-      relaxed: boolean;
-    }
-  | {
-      id: number;
       op: 'migrate';
       migrations: { version: number; name: string; statements: string[] }[];
     };
@@ -53,8 +45,6 @@ export interface WriterReply {
   rows?: Record<string, unknown>[];
   changes?: number;
   versions?: number[];
-  /** `batch`: each statement's rows and changes, in order. */
-  results?: { rows: Record<string, unknown>[]; changes: number }[];
   /** Rows hold BLOBs (cloned as Uint8Array; the main thread makes them Buffers again). */
   blobs?: boolean;
   error?: { message: string; name: string; code?: string };
@@ -125,34 +115,6 @@ function finish(sql) {
   }
 }
 
-function batch(m) {
-  if (db.inTransaction) throw new Error('a batch cannot run inside an open transaction');
-  if (m.relaxed) {
-    relaxed = true;
-    db.exec('PRAGMA synchronous = NORMAL');
-  }
-  try {
-    db.exec('BEGIN IMMEDIATE');
-    const results = [];
-    let blobs = false;
-    for (const s of m.statements) {
-      const st = prepare(s.sql);
-      if (st.reader) {
-        const rows = st.all(...s.params);
-        blobs = blobs || hasBlobs(rows);
-        results.push({ rows, changes: 0 });
-      } else {
-        results.push({ rows: [], changes: st.run(...s.params).changes });
-      }
-    }
-    finish('COMMIT');
-    return blobs ? { results, blobs } : { results };
-  } catch (err) {
-    finish('ROLLBACK');
-    throw err;
-  }
-}
-
 function migrate(list) {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
   const applied = new Set(db.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version));
@@ -208,8 +170,6 @@ function handle(m) {
     case 'rollback':
       finish('ROLLBACK');
       return {};
-    case 'batch':
-      return batch(m);
     case 'migrate':
       return migrate(m.migrations);
     case 'ping':
