@@ -12,8 +12,9 @@
 // the median ratio is reported), then at a fixed offered rate of half the median ceiling's
 // (latency: p50/p99 when not saturated).
 //
-// Bounds (environment): BENCH_DURATION_S (default 5) per load run, BENCH_ACCEPT_ROUNDS (3), BENCH_DELIVERIES (20,000),
-// BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per store. Parts: BENCH_ONLY
+// Bounds (environment): BENCH_DURATION_S (default 5) per load run, BENCH_ACCEPT_ROUNDS (3),
+// BENCH_DELIVERIES (20,000), BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per
+// store. Parts: BENCH_ONLY
 // (comma list of accept, deliver, backlog; default all), BENCH_STORES (comma list of sqlite,
 // sqlite-thread, postgres; default sqlite and postgres when a PostgreSQL URL is set;
 // `sqlite-thread` is SQLite with its writer connection on a worker thread, `?writer=thread`). Tuning for the delivery run:
