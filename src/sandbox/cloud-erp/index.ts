@@ -128,6 +128,17 @@ const STATUS_TITLES: Record<number, string> = {
 };
 
 /** Sends an error in the ERP's own shape (RFC 9110 type link plus `o:errorDetails`). */
+/** 404 for a record that does not exist, naming it the way the ERP does. */
+function sendNotFound(reply: FastifyReply, what: string, id: string): FastifyReply {
+  return sendErpError(reply, 404, [
+    {
+      detail: `${what} ${id} does not exist.`,
+      'o:errorPath': 'id',
+      'o:errorCode': 'NONEXISTENT_ID',
+    },
+  ]);
+}
+
 function sendErpError(
   reply: FastifyReply,
   status: number,
@@ -478,13 +489,7 @@ export function createCloudErp(opts: CloudErpOptions): CloudErp {
   app.get<{ Params: { id: string } }>('/api/v1/sales-orders/:id', async (request, reply) => {
     const order = salesOrders.get(request.params.id);
     if (order === undefined) {
-      return sendErpError(reply, 404, [
-        {
-          detail: `Sales order ${request.params.id} does not exist.`,
-          'o:errorPath': 'id',
-          'o:errorCode': 'NONEXISTENT_ID',
-        },
-      ]);
+      return sendNotFound(reply, 'Sales order', request.params.id);
     }
     return order;
   });
@@ -495,13 +500,7 @@ export function createCloudErp(opts: CloudErpOptions): CloudErp {
   app.patch<{ Params: { id: string } }>('/api/v1/sales-orders/:id', async (request, reply) => {
     const order = salesOrders.get(request.params.id);
     if (order === undefined) {
-      return sendErpError(reply, 404, [
-        {
-          detail: `Sales order ${request.params.id} does not exist.`,
-          'o:errorPath': 'id',
-          'o:errorCode': 'NONEXISTENT_ID',
-        },
-      ]);
+      return sendNotFound(reply, 'Sales order', request.params.id);
     }
     const body: unknown = request.body;
     if (!isRecord(body) || (body.status === undefined && body.lines === undefined)) {
@@ -691,13 +690,7 @@ export function createCloudErp(opts: CloudErpOptions): CloudErp {
   app.get<{ Params: { id: string } }>('/api/v1/credit-memos/:id', async (request, reply) => {
     const memo = creditMemos.get(request.params.id);
     if (memo === undefined) {
-      return sendErpError(reply, 404, [
-        {
-          detail: `Credit memo ${request.params.id} does not exist.`,
-          'o:errorPath': 'id',
-          'o:errorCode': 'NONEXISTENT_ID',
-        },
-      ]);
+      return sendNotFound(reply, 'Credit memo', request.params.id);
     }
     return memo;
   });
@@ -761,13 +754,7 @@ export function createCloudErp(opts: CloudErpOptions): CloudErp {
   app.get<{ Params: { id: string } }>('/api/v1/customers/:id', async (request, reply) => {
     const customer = customersById.get(request.params.id);
     if (customer === undefined) {
-      return sendErpError(reply, 404, [
-        {
-          detail: `Customer ${request.params.id} does not exist.`,
-          'o:errorPath': 'id',
-          'o:errorCode': 'NONEXISTENT_ID',
-        },
-      ]);
+      return sendNotFound(reply, 'Customer', request.params.id);
     }
     return customer;
   });
