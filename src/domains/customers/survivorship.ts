@@ -5,8 +5,8 @@
 import type { Address, Consent, CustomerV1, Money, SourceRef } from '../../canonical/index.js';
 import type { CustomerFields } from './matching/contract.js';
 
-/** The attributes survivorship decides, one value per golden record. */
-export const CUSTOMER_ATTRIBUTES = [
+/** Identity and contact attributes, held by every system that knows the customer. */
+const CONTACT_ATTRIBUTES = [
   'givenName',
   'familyName',
   'email',
@@ -15,6 +15,10 @@ export const CUSTOMER_ATTRIBUTES = [
   'dateOfBirth',
   'loyaltyId',
   'region',
+] as const;
+
+/** The attributes only a system of record holds (no contact point or identity data). */
+export const ACCOUNT_ATTRIBUTES = [
   // Account data the ERP keeps (by default it owns them).
   'legalName',
   'taxId',
@@ -27,23 +31,14 @@ export const CUSTOMER_ATTRIBUTES = [
   'loyaltyTier',
   'loyaltyPoints',
 ] as const;
+export type AccountAttribute = (typeof ACCOUNT_ATTRIBUTES)[number];
+
+/** The attributes survivorship decides, one value per golden record. */
+export const CUSTOMER_ATTRIBUTES = [...CONTACT_ATTRIBUTES, ...ACCOUNT_ATTRIBUTES] as const;
 export type CustomerAttribute = (typeof CUSTOMER_ATTRIBUTES)[number];
 
 /** Preferences as the CRM keeps them: name → value. */
 export type CustomerPreferences = Record<string, string | number | boolean>;
-
-/** The attributes only a system of record holds (no contact point or identity data). */
-export const ACCOUNT_ATTRIBUTES = [
-  'legalName',
-  'taxId',
-  'paymentTerms',
-  'creditLimit',
-  'preferences',
-  'segments',
-  'loyaltyTier',
-  'loyaltyPoints',
-] as const satisfies readonly CustomerAttribute[];
-export type AccountAttribute = (typeof ACCOUNT_ATTRIBUTES)[number];
 
 /** The account attributes' values (the same names in SourceRecord, GoldenAttributes, CustomerV1). */
 export interface AccountValues {
