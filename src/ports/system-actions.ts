@@ -140,15 +140,19 @@ export type SystemActionName = SystemAction['action'];
 /** The message type of acknowledgements (not a canonical catalogue event: internal). */
 export const SYSTEM_ACKNOWLEDGED_TYPE = 'com.middlemart.system.acknowledged.v1';
 
-export interface SystemAcknowledgement {
+/** What an acknowledgement and a refusal both say: which action, to whom, and when. */
+export interface SystemAnswer {
   action: SystemActionName;
   correlation: ActionCorrelation;
   /** The system id the action went to. */
   destination: string;
   deliveryId: string;
   idempotencyKey: string;
-  /** RFC 3339 UTC, when the system acknowledged. */
+  /** RFC 3339 UTC, when the system answered. */
   at: string;
+}
+
+export interface SystemAcknowledgement extends SystemAnswer {
   /** What the system answered, in canonical terms (e.g. an `ErpBooking`, a tax quote). */
   result?: unknown;
 }
@@ -164,14 +168,7 @@ export const SYSTEM_REFUSED_TYPE = 'com.middlemart.system.refused.v1';
  * an operator can replay it once the system side is fixed; a replay that succeeds then sends the
  * ordinary acknowledgement.
  */
-export interface SystemRefusal {
-  action: SystemActionName;
-  correlation: ActionCorrelation;
-  destination: string;
-  deliveryId: string;
-  idempotencyKey: string;
-  /** RFC 3339 UTC, when the system refused. */
-  at: string;
+export interface SystemRefusal extends SystemAnswer {
   /** The system's message. */
   reason: string;
   /** The system's error code (`residency` for residency refusals). */

@@ -10,6 +10,7 @@ import {
   type ActionPerformer,
   type SystemAcknowledgement,
   type SystemAction,
+  type SystemAnswer,
   type SystemRefusal,
 } from '../ports/system-actions.js';
 import type { Engine, MessageHandler, Sender } from '../runtime/index.js';
@@ -85,6 +86,15 @@ export function actionSender(
         ...(delivery.traceparent ? { traceparent: delivery.traceparent } : {}),
         ...(action.pii ? { personalData: true } : {}),
       });
+    // Which action was answered, by whom, and when: the same in an acknowledgement and a refusal.
+    const answered = (): SystemAnswer => ({
+      action: action.action,
+      correlation: action.correlation,
+      destination,
+      deliveryId: delivery.id,
+      idempotencyKey: ctx.idempotencyKey,
+      at: new Date(now()).toISOString(),
+    });
     let result: unknown;
     try {
       result = await perform(action, ctx);
@@ -96,12 +106,7 @@ export function actionSender(
         (err instanceof ActionError || err instanceof ErpError)
       ) {
         const refusal: SystemRefusal = {
-          action: action.action,
-          correlation: action.correlation,
-          destination,
-          deliveryId: delivery.id,
-          idempotencyKey: ctx.idempotencyKey,
-          at: new Date(now()).toISOString(),
+          ...answered(),
           reason: err.message.slice(0, 2000),
           ...(err.details.code ? { code: err.details.code } : {}),
           ...(err.details.status !== undefined ? { status: err.details.status } : {}),
@@ -112,12 +117,7 @@ export function actionSender(
       throw err;
     }
     const ack: SystemAcknowledgement = {
-      action: action.action,
-      correlation: action.correlation,
-      destination,
-      deliveryId: delivery.id,
-      idempotencyKey: ctx.idempotencyKey,
-      at: new Date(now()).toISOString(),
+      ...answered(),
       ...(result === undefined ? {} : { result }),
     };
     await reply(SYSTEM_ACKNOWLEDGED_TYPE, `ack/${ctx.idempotencyKey}`, ack);
