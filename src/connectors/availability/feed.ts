@@ -9,7 +9,7 @@
 // the channel wants one.
 import type { ChannelAvailabilityUpdate } from '../../ports/channel.js';
 import { ActionError } from '../../ports/system-actions.js';
-import { callJson, joinUrl } from './http.js';
+import { callJson, joinUrl, skuQueries } from './http.js';
 import type { AvailabilityChannel, ShownAvailability } from './shopify.js';
 
 export interface FeedAvailabilityOptions {
@@ -80,13 +80,11 @@ export function createFeedAvailability(opts: FeedAvailabilityOptions): Availabil
       return { acknowledgedAt: new Date().toISOString() };
     },
     async shownAvailability(keys, ctx = {}) {
-      const skus = keys ? [...new Set(keys.map((k) => k.sku))] : [undefined];
+      // Without keys, one call for everything the channel shows.
+      const queries = keys ? skuQueries([...new Set(keys.map((k) => k.sku))]) : [''];
       const out: ShownAvailability[] = [];
-      for (let i = 0; i < skus.length; i += 100) {
-        const chunk = skus.slice(i, i + 100).filter((s): s is string => s !== undefined);
-        const query = chunk.length
-          ? `?${chunk.map((s) => `sku=${encodeURIComponent(s)}`).join('&')}`
-          : '';
+      for (const q of queries) {
+        const query = q ? `?${q}` : '';
         const answer = (await callJson(
           {
             method: 'GET',

@@ -1,5 +1,5 @@
-// A small JSON-over-HTTP helper for the availability and price feed connectors: one call, its
-// answer classified the way the delivery gate expects (429 and 5xx transient with Retry-After,
+// Small HTTP helpers for the availability and price connectors: one JSON call, its answer
+// classified the way the delivery gate expects (429 and 5xx transient with Retry-After,
 // other 4xx permanent).
 import { ActionError } from '../../ports/system-actions.js';
 
@@ -18,6 +18,20 @@ export function retryAfterSeconds(value: string | null): number | undefined {
   if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
   const at = Date.parse(value);
   return Number.isFinite(at) ? Math.max(0, Math.ceil((at - Date.now()) / 1000)) : undefined;
+}
+
+/** Query strings `sku=a&sku=b…` for read-backs, at most `per` SKUs each (URLs stay short). */
+export function skuQueries(skus: readonly string[], per = 100): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < skus.length; i += per) {
+    out.push(
+      skus
+        .slice(i, i + per)
+        .map((s) => `sku=${encodeURIComponent(s)}`)
+        .join('&'),
+    );
+  }
+  return out;
 }
 
 /** Calls `url` and answers its JSON body; throws ActionError for a non-2xx answer. */

@@ -5,7 +5,7 @@
 // `GET {baseUrl}{path}?sku=…` answers `{ items: [{ sku, listPriceMinor, salePriceMinor? }] }` for
 // the read-back. Settings: `pricePath` (default `/prices`); credentials: `apiKey` (a bearer token).
 // The calls go through the availability feed's JSON helper (same error classification).
-import { callJson, joinUrl } from '../availability/http.js';
+import { callJson, joinUrl, skuQueries } from '../availability/http.js';
 import { ActionError, type ActionPerformer } from '../../ports/system-actions.js';
 import { decimalOf } from './money.js';
 
@@ -72,11 +72,7 @@ export function feedPriceChannel(opts: FeedPriceOptions): FeedPriceChannel {
 
   async function readPrices(skus: readonly string[], signal?: AbortSignal) {
     const out = new Map<string, { listMinor: number; saleMinor?: number | undefined }>();
-    for (let i = 0; i < skus.length; i += 100) {
-      const query = skus
-        .slice(i, i + 100)
-        .map((s) => `sku=${encodeURIComponent(s)}`)
-        .join('&');
+    for (const query of skuQueries(skus)) {
       const body = (await callJson(
         { method: 'GET', url: `${url}?${query}`, headers: auth, ...(signal ? { signal } : {}) },
         opts.system,

@@ -6,6 +6,7 @@
 // `readPrices` reads back what the tills of a scope show (`GET /api/v1/stores/{store}/prices`):
 // a SKU counts as shown only when every store of the scope shows the same price.
 import { ActionError, type ActionPerformer } from '../../ports/system-actions.js';
+import { skuQueries } from '../availability/http.js';
 import { decimalOf } from './money.js';
 
 export interface PosPriceOptions {
@@ -132,11 +133,7 @@ export function posPriceChannel(opts: PosPriceOptions): PosPriceChannel {
     signal?: AbortSignal,
   ): Promise<Map<string, { listMinor: number; saleMinor?: number | undefined }>> {
     const out = new Map<string, { listMinor: number; saleMinor?: number | undefined }>();
-    for (let i = 0; i < skus.length; i += 100) {
-      const query = skus
-        .slice(i, i + 100)
-        .map((s) => `sku=${encodeURIComponent(s)}`)
-        .join('&');
+    for (const query of skuQueries(skus)) {
       const res = await http(`${base}/api/v1/stores/${encodeURIComponent(store)}/prices?${query}`, {
         headers: { accept: 'application/json' },
         ...(signal ? { signal } : {}),
