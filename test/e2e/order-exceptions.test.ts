@@ -10,12 +10,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApp, type App } from '../../src/app.js';
-import { createApiKey } from '../../src/api/auth/api-keys.js';
+import type { App } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { renderEstateConfig, startEstate, type Estate } from '../../src/sandbox/estate.js';
-import { jsonCall } from './support.js';
+import { jsonCall, startE2eApp } from './support.js';
 import { canonicalOrder, cloudEvent, eventually } from '../domains/orders/support.js';
 
 let estate: Estate;
@@ -80,19 +78,7 @@ before(async () => {
     s.retry = { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 };
     s.circuitBreaker = { consecutiveFailures: 1000, halfOpenAfterMs: 200 };
   }
-  config.orders.itemLookupIntervalMs = 20;
-  config.orders.backorderRetryIntervalMs = 200;
-  app = await startApp({
-    config,
-    port: 0,
-    storeUrl: `sqlite:${join(dir, 'mm.db')}`,
-    logger: createLogger({ level: 'silent' }),
-    rateTiers: {
-      standard: { requestsPerSecond: 100_000 },
-      premium: { requestsPerSecond: 100_000 },
-    },
-  });
-  key = (await createApiKey(app.store, { name: 'e2e', roles: ['admin'] })).key;
+  ({ app, key } = await startE2eApp(config, dir));
   const absent: string[] = (
     estate.simulators['cloud-erp'] as unknown as { catalogue: { absentSkus: string[] } }
   ).catalogue.absentSkus;
