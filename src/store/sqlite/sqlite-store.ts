@@ -2,7 +2,8 @@
 // WAL mode; a transaction resolves only after its commit is on disk. By default SQLite's own
 // synchronous=FULL fsyncs inside COMMIT; with `sqliteSync: 'background'` the commit is written to
 // the WAL (synchronous=NORMAL) and the WAL is then fdatasync'ed off the event loop, one
-// fdatasync for every commit written before it started (group commit at the file). better-sqlite3
+// fdatasync for every commit written before it started (group commit at the file). In both modes
+// a file store that has become busy checkpoints on a worker thread of its own. better-sqlite3
 // is synchronous, so every statement and transaction passes through one async mutex; a
 // transaction holds it from BEGIN IMMEDIATE to COMMIT (not during the fdatasync).
 import Database from 'better-sqlite3';
@@ -73,6 +74,8 @@ export class SqliteStore implements Store {
   private closed = false;
   /** Background durability: the WAL's path, or null when SQLite syncs itself (FULL). */
   private readonly walPath: string | null;
+  /** The database file, when it is one in WAL mode (the checkpointer's connection opens it). */
+  private readonly walDatabase: string | null;
   private walFd: number | null = null;
   /** Commits written so far, and how many of them are known to be on disk. */
   private commits = 0;
@@ -92,20 +95,25 @@ export class SqliteStore implements Store {
       !memory &&
       String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
     const background = wal && (opts.sqliteSync ?? 'full') === 'background';
+    this.walDatabase = wal ? resolve(path) : null;
     this.walPath = background ? `${resolve(path)}-wal` : null;
     // In background mode the commit writes the WAL and the fdatasync follows (see walDurable).
     this.db.pragma(background ? 'synchronous = NORMAL' : 'synchronous = FULL');
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     this.db.pragma('foreign_keys = ON');
+    // Statement journals (a multi-row statement or a savepoint inside a transaction) stay in
+    // memory: on disk SQLite creates, writes and deletes a temporary file for them in most
+    // group commits. They only serve to undo a statement; durability is the WAL's.
+    this.db.pragma('temp_store = MEMORY');
   }
 
   /** Starts the checkpointing thread once the store is busy (small stores never need it). */
-  private startCheckpointer(): void {
+  private startCheckpointer(path: string): void {
     this.db.pragma(`wal_autocheckpoint = ${SAFETY_AUTOCHECKPOINT_PAGES}`);
     this.checkpointer = new Worker(CHECKPOINTER, {
       eval: true,
       workerData: {
-        path: this.walPath!.slice(0, -'-wal'.length),
+        path,
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         everyMs: 50,
       },
@@ -152,9 +160,14 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Counts a commit just written; returns its number (for walDurable). */
+  /**
+   * Counts a commit just written (the store counts as busy, and starts its checkpointer, after
+   * CHECKPOINTER_AFTER_COMMITS); returns its number (for walDurable).
+   */
   private committed(): number {
-    if (++this.commits === CHECKPOINTER_AFTER_COMMITS) this.startCheckpointer();
+    if (++this.commits === CHECKPOINTER_AFTER_COMMITS && this.walDatabase) {
+      this.startCheckpointer(this.walDatabase);
+    }
     return this.commits;
   }
 
@@ -208,7 +221,10 @@ export class SqliteStore implements Store {
     let n = 0;
     const result = await this.exclusive(() => {
       const r = fn();
-      if (this.walPath && !this.prepare(sql).readonly) n = this.committed();
+      if (!this.prepare(sql).readonly) {
+        const c = this.committed();
+        if (this.walPath) n = c;
+      }
       return r;
     });
     if (n > 0) await this.walDurable(n);
@@ -249,7 +265,8 @@ export class SqliteStore implements Store {
           const result = await fn(tx);
           open = false;
           this.db.exec('COMMIT');
-          if (this.walPath && !relaxed) n = this.committed();
+          const c = this.committed();
+          if (this.walPath && !relaxed) n = c;
           return result;
         } catch (err) {
           open = false;
@@ -291,7 +308,7 @@ export class SqliteStore implements Store {
           });
         }
         done.push(m.version);
-        if (this.walPath) this.committed();
+        this.committed();
       }
       return done;
     }).then(async (done) => {

@@ -204,6 +204,8 @@ answer(0, () => {
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = ' + workerData.busyTimeoutMs);
   db.pragma('foreign_keys = ON');
+  // Statement journals in memory, as on the main-thread store (no temporary file per commit).
+  db.pragma('temp_store = MEMORY');
   return {};
 });
 
