@@ -3,16 +3,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { createApiKey } from '../../src/api/auth/api-keys.js';
 import type { Role } from '../../src/api/auth/roles.js';
 import type { RateTier } from '../../src/api/limits.js';
 import type { JwtOptions } from '../../src/api/auth/jwt.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { Logger } from 'pino';
 import type { Tracing } from '../../src/observability/tracing.js';
+import { startQuietApp } from '../support/app.js';
 
 const ESTATE = `version: 1
 systems:
@@ -58,17 +57,13 @@ export async function startTestApp(
       roles: opts.workers === false ? (['api'] as const) : parsed.config.engine.roles,
     },
   } as typeof parsed.config;
-  const app = await startApp({
+  const app = await startQuietApp({
     config,
-    port: 0,
-    storeUrl: `sqlite:${join(dir, 'mm.db')}`,
-    logger: opts.logger ?? createLogger({ level: 'silent' }),
+    dir,
+    ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.jwt ? { jwt: opts.jwt } : {}),
     ...(opts.tracing ? { tracing: opts.tracing } : {}),
-    rateTiers: opts.rateTiers ?? {
-      standard: { requestsPerSecond: 100_000 },
-      premium: { requestsPerSecond: 100_000 },
-    },
+    ...(opts.rateTiers ? { rateTiers: opts.rateTiers } : {}),
   });
   const url = app.url!;
   return {

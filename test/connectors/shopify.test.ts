@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { eventByName } from '../../src/canonical/index.js';
-import { startApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import {
   interpretShopifyWebhook,
@@ -15,12 +15,12 @@ import {
   signShopifyBody,
   verifyShopifySignature,
 } from '../../src/connectors/shopify/index.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { priorityRank } from '../../src/runtime/queue.js';
 import { createCommerce } from '../../src/sandbox/commerce/index.js';
 import { createApiKey } from '../../src/api/auth/api-keys.js';
 import { CanonicalEvents } from '../../src/sandbox/scenarios/canonical.js';
 import { nativeTransport, runScenario } from '../../src/sandbox/scenarios/index.js';
+import { startQuietApp } from '../support/app.js';
 
 const SHARED = resolve(
   process.env.MIDDLEMART_SHARED_DATA ?? join(process.cwd(), '..', 'shared', 'data'),
@@ -296,17 +296,7 @@ systems:
     ...parsed.config,
     engine: { ...parsed.config.engine, roles: ['api'] },
   } as typeof parsed.config;
-  const app = await startApp({
-    config,
-    port: 0,
-    storeUrl: `sqlite:${join(dir, 'mm.db')}`,
-    logger: createLogger({ level: 'silent' }),
-    // No rate limit in the way: these tests are about what is taken, not how fast.
-    rateTiers: {
-      standard: { requestsPerSecond: 100_000 },
-      premium: { requestsPerSecond: 100_000 },
-    },
-  });
+  const app = await startQuietApp({ config, dir });
   return {
     app,
     url: app.url!,

@@ -1,10 +1,9 @@
 // Calls of the e2e tests: JSON over HTTP to Middlemart's API or a sandbox simulator.
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON answers, read field by field in assertions */
-import { join } from 'node:path';
-import { startApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { createApiKey } from '../../src/api/auth/api-keys.js';
 import type { EstateConfig } from '../../src/config/schema.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { startQuietApp } from '../support/app.js';
 
 /**
  * Middlemart for an e2e test: SQLite in `dir`, order polling every 20 ms (backorders every
@@ -16,16 +15,7 @@ export async function startE2eApp(
 ): Promise<{ app: App; key: string }> {
   config.orders.itemLookupIntervalMs = 20;
   config.orders.backorderRetryIntervalMs = 200;
-  const app = await startApp({
-    config,
-    port: 0,
-    storeUrl: `sqlite:${join(dir, 'mm.db')}`,
-    logger: createLogger({ level: 'silent' }),
-    rateTiers: {
-      standard: { requestsPerSecond: 100_000 },
-      premium: { requestsPerSecond: 100_000 },
-    },
-  });
+  const app = await startQuietApp({ config, dir });
   const key = (await createApiKey(app.store, { name: 'e2e', roles: ['admin'] })).key;
   return { app, key };
 }

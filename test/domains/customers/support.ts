@@ -6,14 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { startApp, type App } from '../../../src/app.js';
+import type { App } from '../../../src/app.js';
 import { createApiKey } from '../../../src/api/auth/api-keys.js';
 import type { Role } from '../../../src/api/auth/roles.js';
 import { parseConfig } from '../../../src/config/load.js';
-import { createLogger } from '../../../src/observability/logger.js';
 import type { SystemAction } from '../../../src/ports/system-actions.js';
 import { customersModule } from '../../../src/wiring/customers.js';
 import type { FeatureModule } from '../../../src/wiring/index.js';
+import { startQuietApp } from '../../support/app.js';
 
 export type SyncAction = Extract<SystemAction, { action: 'customer.sync' }>;
 
@@ -120,16 +120,11 @@ export async function startCustomersApp(
   }
   let app: App;
   try {
-    app = await startApp({
+    app = await startQuietApp({
       config: parsed.config,
-      port: 0,
+      dir,
       storeUrl,
-      logger: createLogger({ level: 'silent' }),
       modules: [customersModule, capture, ...(opts.extraModules ?? [])],
-      rateTiers: {
-        standard: { requestsPerSecond: 100_000 },
-        premium: { requestsPerSecond: 100_000 },
-      },
     });
   } catch (err) {
     await dropDatabase?.();

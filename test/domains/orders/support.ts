@@ -7,10 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApp, type App } from '../../../src/app.js';
+import type { App } from '../../../src/app.js';
 import { createApiKey } from '../../../src/api/auth/api-keys.js';
 import { parseConfig } from '../../../src/config/load.js';
-import { createLogger } from '../../../src/observability/logger.js';
 import type { ErpItem, ErpPort } from '../../../src/ports/erp.js';
 import {
   ActionError,
@@ -18,6 +17,7 @@ import {
   type SystemActionName,
 } from '../../../src/ports/system-actions.js';
 import { MODULES, type FeatureModule } from '../../../src/wiring/index.js';
+import { startQuietApp } from '../../support/app.js';
 
 export const SYSTEMS: Array<{ id: string; kind: string; actions: SystemActionName[] }> = [
   { id: 'cloud-erp', kind: 'rest-erp', actions: ['erp.post-sales-order', 'erp.post-credit'] },
@@ -204,20 +204,15 @@ ${opts.estate ?? DEFAULT_ROUTING}
   const parsed = parseConfig(yaml, 'orders-test.yaml', {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
   const estate = new CapturingEstate();
-  const app = await startApp({
+  const app = await startQuietApp({
     config: parsed.config,
-    port: 0,
-    storeUrl: pgdb ? pgdb.url : `sqlite:${join(dir, 'mm.db')}`,
-    logger: createLogger({ level: 'silent' }),
+    dir,
+    ...(pgdb ? { storeUrl: pgdb.url } : {}),
     modules: [
       ...MODULES.filter((m) => m.name !== 'systems'),
       estate.module(),
       ...(opts.extraModules ?? []),
     ],
-    rateTiers: {
-      standard: { requestsPerSecond: 100_000 },
-      premium: { requestsPerSecond: 100_000 },
-    },
   });
   const key = (await createApiKey(app.store, { name: 'test', roles: ['admin'] })).key;
   const url = app.url!;

@@ -5,13 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { startApp, type App } from '../../../src/app.js';
+import type { App } from '../../../src/app.js';
 import type { PriceV1 } from '../../../src/canonical/index.js';
 import { createApiKey } from '../../../src/api/auth/api-keys.js';
 import type { Role } from '../../../src/api/auth/roles.js';
 import { parseConfig } from '../../../src/config/load.js';
-import { createLogger } from '../../../src/observability/logger.js';
 import { renderEstateConfig, startEstate, type Estate } from '../../../src/sandbox/estate.js';
+import { startQuietApp } from '../../support/app.js';
 
 export const STORE_GROUPS = {
   'eu-stores': ['store-001', 'store-002'],
@@ -73,16 +73,7 @@ export async function startPricingWorld(
     doc.engine = { workers: 4, ...(opts.engine ?? {}) };
     const parsed = parseConfig(stringify(doc), 'pricing-test.yaml', estate.env);
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
-    const app = await startApp({
-      config: parsed.config,
-      port: 0,
-      storeUrl: `sqlite:${join(dir, 'mm.db')}`,
-      logger: createLogger({ level: 'silent' }),
-      rateTiers: {
-        standard: { requestsPerSecond: 100_000 },
-        premium: { requestsPerSecond: 100_000 },
-      },
-    });
+    const app = await startQuietApp({ config: parsed.config, dir });
     const url = app.url!;
     const pos = estate.systems.find((s) => s.id === 'pos')!.url;
     return {
