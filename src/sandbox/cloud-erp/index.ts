@@ -127,7 +127,6 @@ const STATUS_TITLES: Record<number, string> = {
   500: 'Internal Server Error',
 };
 
-/** Sends an error in the ERP's own shape (RFC 9110 type link plus `o:errorDetails`). */
 /** 404 for a record that does not exist, naming it the way the ERP does. */
 function sendNotFound(reply: FastifyReply, what: string, id: string): FastifyReply {
   return sendErpError(reply, 404, [
@@ -139,6 +138,7 @@ function sendNotFound(reply: FastifyReply, what: string, id: string): FastifyRep
   ]);
 }
 
+/** Sends an error in the ERP's own shape (RFC 9110 type link plus `o:errorDetails`). */
 function sendErpError(
   reply: FastifyReply,
   status: number,
