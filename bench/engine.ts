@@ -21,7 +21,7 @@
 // BENCH_POOL_SIZE (PostgreSQL pool, default 10), BENCH_HANDLER_BATCH (handlers per commit).
 // BENCH_CPU_PROF=<dir> writes CPU profiles of the durable server and drain children there.
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -104,7 +104,7 @@ async function serve(mode: 'ceiling' | 'durable'): Promise<void> {
       const r = await engine.accept({
         source: 'bench',
         idempotencyKey: body.id,
-        requestHash: createHash('sha256').update(json).digest('base64url'),
+        requestHash: hash('sha256', json, 'base64url'),
         type: 'bench.message',
         // 1,000 keys, as many orders in flight at once would give (the delivery and backlog
         // runs use 1,000 and 10,000): one shared key would serialise every accept on it.

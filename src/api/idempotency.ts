@@ -1,6 +1,6 @@
 // Idempotency-Key handling shared by every route that accepts work (Stripe's semantics): the same
 // key with the same request gets the same answer; the same key with another request gets 409.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { traceIdOf } from '../observability/trace-context.js';
 import type { AcceptResult } from '../runtime/types.js';
@@ -54,7 +54,8 @@ function invalidKey(detail: string): ProblemError {
  * the same key gets a 409 that says so.
  */
 export function sha256Hex(bytes: Buffer | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  // The one-shot form: no Hash object per request (the same digest as createHash's).
+  return hash('sha256', bytes, 'hex');
 }
 
 /** The request hash of a request whose body was read by the server's JSON parser. */
