@@ -1,5 +1,5 @@
-// Opens a Store from a URL: `sqlite:<path>` (optionally `?writer=thread`), `sqlite::memory:` or
-// `postgres://…`.
+// Opens a Store from a URL: `sqlite:<path>` (optionally `?writer=thread` or `?sync=background`),
+// `sqlite::memory:` or `postgres://…`.
 import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteThreadStore } from './sqlite/thread-store.js';
@@ -12,19 +12,25 @@ export { SqliteStore } from './sqlite/sqlite-store.js';
 export { SqliteThreadStore } from './sqlite/thread-store.js';
 export { PostgresStore } from './postgres/postgres-store.js';
 
-/** Options a `sqlite:` URL may carry after `?` (`sqlite:./x.db?writer=thread`). */
-function sqliteUrlOptions(url: string): { rest: string; writer?: 'main' | 'thread' } {
+/** Options a `sqlite:` URL may carry after `?` (`sqlite:./x.db?writer=thread`, `?sync=background`). */
+function sqliteUrlOptions(url: string): {
+  rest: string;
+  writer?: 'main' | 'thread';
+  sync?: 'full' | 'background';
+} {
   const q = url.indexOf('?');
   if (q < 0) return { rest: url };
   let writer: 'main' | 'thread' | undefined;
+  let sync: 'full' | 'background' | undefined;
   for (const [key, value] of new URLSearchParams(url.slice(q + 1))) {
     if (key === 'writer' && (value === 'main' || value === 'thread')) writer = value;
+    else if (key === 'sync' && (value === 'full' || value === 'background')) sync = value;
     else
       throw new Error(
-        `unsupported sqlite URL option ${key}=${value} (expected writer=main|thread)`,
+        `unsupported sqlite URL option ${key}=${value} (expected writer=main|thread or sync=full|background)`,
       );
   }
-  return { rest: url.slice(0, q), ...(writer ? { writer } : {}) };
+  return { rest: url.slice(0, q), ...(writer ? { writer } : {}), ...(sync ? { sync } : {}) };
 }
 
 /** The SQLite path of a `sqlite:` URL (`sqlite:./x.db`, `sqlite:///abs/x.db`, `sqlite::memory:`). */
@@ -39,11 +45,14 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
   let store: Store;
   if (url.startsWith('sqlite:')) {
     const path = sqlitePath(url);
-    const writer = opts.sqliteWriter ?? sqliteUrlOptions(url).writer ?? 'main';
+    const fromUrl = sqliteUrlOptions(url);
+    const writer = opts.sqliteWriter ?? fromUrl.writer ?? 'main';
+    const sqliteSync = opts.sqliteSync ?? fromUrl.sync;
+    const sqliteOpts = sqliteSync ? { ...opts, sqliteSync } : opts;
     store =
       writer === 'thread' && path !== ':memory:'
-        ? await SqliteThreadStore.open(path, opts)
-        : new SqliteStore(path, opts);
+        ? await SqliteThreadStore.open(path, sqliteOpts)
+        : new SqliteStore(path, sqliteOpts);
   } else if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     const pgStore = new PostgresStore(url, opts);
     try {

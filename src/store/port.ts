@@ -79,7 +79,7 @@ export interface OpenStoreOptions {
    * `background` (a file in WAL mode only): the commit is written to the WAL, then the WAL is
    * fdatasync'ed on a libuv thread, one fdatasync covering every commit written before it
    * started; the event loop and the connection stay free meanwhile. Both resolve only after the
-   * commit is on disk.
+   * commit is on disk. A URL selects it with `sqlite:<path>?sync=background`.
    */
   sqliteSync?: 'background' | 'full';
   /**

@@ -1,7 +1,8 @@
 // The stores every conformance test runs against: SQLite on a temporary file (with the writer
-// connection on the event loop, and again on a worker thread: `?writer=thread`), and PostgreSQL
+// connection on the event loop, again on a worker thread: `?writer=thread`, and again with its
+// commits made durable by an fdatasync off the event loop: `?sync=background`), and PostgreSQL
 // in a schema of its own when MIDDLEMART_TEST_PG_URL is set. MIDDLEMART_TEST_SQLITE_WRITERS
-// (comma list of main, thread; default both) narrows the SQLite modes.
+// (comma list of main, thread, background; default all three) narrows the SQLite modes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ export const PG_SKIP = PG_URL ? false : 'MIDDLEMART_TEST_PG_URL not set';
 if (!PG_URL) console.log('# PostgreSQL suites skipped: MIDDLEMART_TEST_PG_URL not set');
 
 export interface Backend {
-  name: 'sqlite' | 'sqlite-thread' | 'postgres';
+  name: 'sqlite' | 'sqlite-thread' | 'sqlite-background' | 'postgres';
   skip: false | string;
   /** A fresh, migrated database; `url` and `schema` reopen it (e.g. from a child process). */
   create(): Promise<TestDatabase>;
@@ -29,13 +30,20 @@ export interface TestDatabase {
 }
 
 const SQLITE_WRITERS = new Set(
-  (process.env.MIDDLEMART_TEST_SQLITE_WRITERS ?? 'main,thread').split(',').map((s) => s.trim()),
+  (process.env.MIDDLEMART_TEST_SQLITE_WRITERS ?? 'main,thread,background')
+    .split(',')
+    .map((s) => s.trim()),
 );
 
-/** A fresh SQLite file; `writer: 'thread'` puts its writer connection on a worker thread. */
-export function sqliteDatabase(writer: 'main' | 'thread' = 'main'): TestDatabase {
+const SQLITE_MODE_QUERY = { main: '', thread: '?writer=thread', background: '?sync=background' };
+
+/**
+ * A fresh SQLite file; `thread` puts its writer connection on a worker thread, `background`
+ * makes its commits durable by an fdatasync of the WAL off the event loop.
+ */
+export function sqliteDatabase(mode: 'main' | 'thread' | 'background' = 'main'): TestDatabase {
   const dir = mkdtempSync(join(tmpdir(), 'mm-store-'));
-  const url = `sqlite:${join(dir, 'nested', 'engine.db')}${writer === 'thread' ? '?writer=thread' : ''}`;
+  const url = `sqlite:${join(dir, 'nested', 'engine.db')}${SQLITE_MODE_QUERY[mode]}`;
   return {
     url,
     open: () => openStore(url),
@@ -74,6 +82,15 @@ export const BACKENDS: Backend[] = [
           name: 'sqlite-thread' as const,
           skip: false as const,
           create: async () => sqliteDatabase('thread'),
+        },
+      ]
+    : []),
+  ...(SQLITE_WRITERS.has('background')
+    ? [
+        {
+          name: 'sqlite-background' as const,
+          skip: false as const,
+          create: async () => sqliteDatabase('background'),
         },
       ]
     : []),

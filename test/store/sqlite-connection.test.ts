@@ -34,6 +34,27 @@ describe('sqlite connection', () => {
       }));
   }
 
+  test('sync=background in the URL: commits written with synchronous=NORMAL, made durable by an fdatasync', () =>
+    withDir(async (dir) => {
+      const store = await openStore(`sqlite:${join(dir, 'bg.db')}?sync=background`);
+      try {
+        const sync = await store.query<{ synchronous: number }>('PRAGMA synchronous');
+        assert.equal(sync[0]?.synchronous, 1, 'synchronous=NORMAL (the fdatasync follows)');
+        await store.execute('CREATE TABLE t (n INTEGER NOT NULL)');
+        await store.transaction((tx) => tx.execute('INSERT INTO t (n) VALUES (1)'));
+        assert.deepEqual(await store.query('SELECT n FROM t'), [{ n: 1 }]);
+      } finally {
+        await store.close();
+      }
+    }));
+
+  test('an unknown sqlite URL option is refused, naming it', async () => {
+    await assert.rejects(
+      openStore('sqlite::memory:?sync=sometimes'),
+      /unsupported sqlite URL option sync=sometimes/,
+    );
+  });
+
   test('a busy file store checkpoints on its own thread, not on the writer', () =>
     withDir(async (dir) => {
       const path = join(dir, 'b.db');
