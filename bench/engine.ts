@@ -10,7 +10,8 @@
 // measured twice: at full load (throughput against the ceiling, in rounds that alternate the
 // ceiling and the durable servers, each durable run compared with the ceiling just before it;
 // the median ratio is reported), then at a fixed offered rate of half the median ceiling's
-// (latency: p50/p99 when not saturated).
+// (latency: p50/p99 when not saturated), where the bare route is measured too, for the latency
+// the machine and the load generator add to any server.
 //
 // Bounds (environment): BENCH_DURATION_S (default 5) per load run, BENCH_ACCEPT_ROUNDS (3),
 // BENCH_DELIVERIES (20,000), BENCH_QUEUE_COUNT (1,000,000) with BENCH_FILL_BUDGET_S (90) per
@@ -462,6 +463,20 @@ async function main(): Promise<void> {
       Math.floor(ceilings.length / 2)
     ]!;
     figures.ceiling = { ...ceiling, rounds: ceilings.map((c) => c.requestsPerSecond) };
+    // The bare route's own latency at the rate the durable servers are offered below: what the
+    // machine and the load generator add to every p99 there, durable or not.
+    const half = Math.max(1, Math.round(ceiling.requestsPerSecond / 2));
+    const ceilingChild = child('ceiling', {});
+    const { port } = (await ceilingChild.first) as { port: number };
+    await load(port, undefined, 2);
+    const atHalf = await load(port, half);
+    ceilingChild.kill();
+    await ceilingChild.done;
+    console.log(
+      `ceiling (bare 202) at ${half} req/s offered: ${atHalf.requestsPerSecond} req/s ` +
+        `p50 ${atHalf.p50Ms} ms p99 ${atHalf.p99Ms} ms`,
+    );
+    figures.ceilingAtHalf = atHalf;
   }
 
   for (const t of targets) {
