@@ -48,6 +48,10 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     const fromUrl = sqliteUrlOptions(url);
     const writer = opts.sqliteWriter ?? fromUrl.writer ?? 'main';
     const sqliteSync = opts.sqliteSync ?? fromUrl.sync;
+    if (writer === 'thread' && sqliteSync === 'background') {
+      // The thread's commits are fsynced by SQLite on the thread; nothing would apply it.
+      throw new Error('sqlite sync=background applies to writer=main only, not writer=thread');
+    }
     const sqliteOpts = sqliteSync ? { ...opts, sqliteSync } : opts;
     store =
       writer === 'thread' && path !== ':memory:'

@@ -34,7 +34,7 @@ describe('sqlite connection', () => {
       }));
   }
 
-  test('sync=background in the URL: commits written with synchronous=NORMAL, made durable by an fdatasync', () =>
+  test('sync=background in the URL selects the background mode: commits written with synchronous=NORMAL', () =>
     withDir(async (dir) => {
       const store = await openStore(`sqlite:${join(dir, 'bg.db')}?sync=background`);
       try {
@@ -48,11 +48,17 @@ describe('sqlite connection', () => {
       }
     }));
 
-  test('an unknown sqlite URL option is refused, naming it', async () => {
+  test('an unknown sqlite URL option, or background sync with the writer thread, is refused', async () => {
     await assert.rejects(
       openStore('sqlite::memory:?sync=sometimes'),
       /unsupported sqlite URL option sync=sometimes/,
     );
+    await withDir(async (dir) => {
+      await assert.rejects(
+        openStore(`sqlite:${join(dir, 'c.db')}?writer=thread&sync=background`),
+        /sync=background applies to writer=main only/,
+      );
+    });
   });
 
   test('a busy file store checkpoints on its own thread, not on the writer', () =>
