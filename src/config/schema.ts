@@ -4,6 +4,7 @@
 // a minimal file is `version: 1` plus the systems of the estate.
 import { z } from 'zod';
 import { catalogue } from '../canonical/events.js';
+import { sqliteUrlOptions } from '../store/url.js';
 import { suggest } from './suggest.js';
 import { CustomersConfigSchema } from './sections/customers.js';
 import { InventoryConfigSchema } from './sections/inventory.js';
@@ -138,11 +139,19 @@ export function isHttpUrl(value: string): boolean {
 
 export type StoreLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
-/** Reads a store url: `sqlite:<path>` (`sqlite::memory:` for in-memory) or `postgres://…`. */
+/**
+ * Reads a store url: `sqlite:<path>` (`sqlite::memory:` for in-memory; options after `?` as the
+ * store reads them, e.g. `?writer=thread`) or `postgres://…`.
+ */
 export function parseStoreUrl(url: string): StoreLocation | { error: string } {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
     if (path === '') return { error: 'sqlite store url needs a path: sqlite:<path>' };
+    try {
+      sqliteUrlOptions(url);
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
     return { kind: 'sqlite', path };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {

@@ -4,6 +4,7 @@ import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteThreadStore } from './sqlite/thread-store.js';
 import type { OpenStoreOptions, Store } from './port.js';
+import { THREAD_WITH_BACKGROUND, sqliteUrlOptions } from './url.js';
 
 export type * from './port.js';
 export { splitStatements } from './port.js';
@@ -11,27 +12,6 @@ export { MIGRATIONS } from './migrations.js';
 export { SqliteStore } from './sqlite/sqlite-store.js';
 export { SqliteThreadStore } from './sqlite/thread-store.js';
 export { PostgresStore } from './postgres/postgres-store.js';
-
-/** Options a `sqlite:` URL may carry after `?` (`sqlite:./x.db?writer=thread`, `?sync=background`). */
-function sqliteUrlOptions(url: string): {
-  rest: string;
-  writer?: 'main' | 'thread';
-  sync?: 'full' | 'background';
-} {
-  const q = url.indexOf('?');
-  if (q < 0) return { rest: url };
-  let writer: 'main' | 'thread' | undefined;
-  let sync: 'full' | 'background' | undefined;
-  for (const [key, value] of new URLSearchParams(url.slice(q + 1))) {
-    if (key === 'writer' && (value === 'main' || value === 'thread')) writer = value;
-    else if (key === 'sync' && (value === 'full' || value === 'background')) sync = value;
-    else
-      throw new Error(
-        `unsupported sqlite URL option ${key}=${value} (expected writer=main|thread or sync=full|background)`,
-      );
-  }
-  return { rest: url.slice(0, q), ...(writer ? { writer } : {}), ...(sync ? { sync } : {}) };
-}
 
 /** The SQLite path of a `sqlite:` URL (`sqlite:./x.db`, `sqlite:///abs/x.db`, `sqlite::memory:`). */
 export function sqlitePath(url: string): string {
@@ -48,10 +28,8 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     const fromUrl = sqliteUrlOptions(url);
     const writer = opts.sqliteWriter ?? fromUrl.writer ?? 'main';
     const sqliteSync = opts.sqliteSync ?? fromUrl.sync;
-    if (writer === 'thread' && sqliteSync === 'background') {
-      // The thread's commits are fsynced by SQLite on the thread; nothing would apply it.
-      throw new Error('sqlite sync=background applies to writer=main only, not writer=thread');
-    }
+    // The thread's commits are fsynced by SQLite on the thread; nothing would apply it.
+    if (writer === 'thread' && sqliteSync === 'background') throw new Error(THREAD_WITH_BACKGROUND);
     const sqliteOpts = sqliteSync ? { ...opts, sqliteSync } : opts;
     store =
       writer === 'thread' && path !== ':memory:'

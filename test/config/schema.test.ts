@@ -284,6 +284,17 @@ void test('store urls: sqlite paths and postgres urls', () => {
     url: 'postgres://mm@127.0.0.1:5432/mm',
   });
   assert.ok('error' in parseStoreUrl('sqlite:'));
+  // SQLite options are checked as the store reads them, so a bad one is reported before start.
+  assert.equal('error' in parseStoreUrl('sqlite:x.db?writer=thread'), false);
+  assert.equal('error' in parseStoreUrl('sqlite:x.db?sync=background'), false);
+  assert.match(
+    (parseStoreUrl('sqlite:x.db?writer=bogus') as { error: string }).error,
+    /unsupported sqlite URL option writer=bogus/,
+  );
+  assert.match(
+    (parseStoreUrl('sqlite:x.db?writer=thread&sync=background') as { error: string }).error,
+    /sync=background applies to writer=main only/,
+  );
   assert.ok('error' in parseStoreUrl('mysql://x/y'));
   assert.ok('error' in parseStoreUrl('postgres://'));
   assert.deepEqual(
