@@ -4,7 +4,7 @@
 // a minimal file is `version: 1` plus the systems of the estate.
 import { z } from 'zod';
 import { catalogue } from '../canonical/events.js';
-import { sqliteUrlOptions } from '../store/url.js';
+import { sqlitePath } from '../store/url.js';
 import { suggest } from './suggest.js';
 import { CustomersConfigSchema } from './sections/customers.js';
 import { InventoryConfigSchema } from './sections/inventory.js';
@@ -145,14 +145,11 @@ export type StoreLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres
  */
 export function parseStoreUrl(url: string): StoreLocation | { error: string } {
   if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length);
-    if (path === '') return { error: 'sqlite store url needs a path: sqlite:<path>' };
     try {
-      sqliteUrlOptions(url);
+      return { kind: 'sqlite', path: sqlitePath(url) };
     } catch (err) {
       return { error: (err as Error).message };
     }
-    return { kind: 'sqlite', path };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     try {

@@ -4,7 +4,7 @@ import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteThreadStore } from './sqlite/thread-store.js';
 import type { OpenStoreOptions, Store } from './port.js';
-import { THREAD_WITH_BACKGROUND, sqliteUrlOptions } from './url.js';
+import { THREAD_WITH_BACKGROUND, sqlitePath, sqliteUrlOptions } from './url.js';
 
 export type * from './port.js';
 export { splitStatements } from './port.js';
@@ -12,14 +12,7 @@ export { MIGRATIONS } from './migrations.js';
 export { SqliteStore } from './sqlite/sqlite-store.js';
 export { SqliteThreadStore } from './sqlite/thread-store.js';
 export { PostgresStore } from './postgres/postgres-store.js';
-
-/** The SQLite path of a `sqlite:` URL (`sqlite:./x.db`, `sqlite:///abs/x.db`, `sqlite::memory:`). */
-export function sqlitePath(url: string): string {
-  let rest = sqliteUrlOptions(url).rest.slice('sqlite:'.length);
-  if (rest.startsWith('//')) rest = rest.slice(2);
-  if (rest === '') throw new Error('sqlite URL needs a path, e.g. sqlite:./.middlemart/data.db');
-  return rest;
-}
+export { sqlitePath } from './url.js';
 
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<Store> {
   let store: Store;

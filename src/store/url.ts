@@ -1,5 +1,5 @@
-// The options a `sqlite:` store URL may carry after `?`, read alike by the store and by config
-// validation (so a bad option is reported before start).
+// A `sqlite:` store URL's path and the options it may carry after `?`, read alike by the store
+// and by config validation (so a bad option is reported before start).
 
 export const THREAD_WITH_BACKGROUND =
   'sqlite sync=background applies to writer=main only, not writer=thread';
@@ -27,4 +27,12 @@ export function sqliteUrlOptions(url: string): {
   }
   if (writer === 'thread' && sync === 'background') throw new Error(THREAD_WITH_BACKGROUND);
   return { rest: url.slice(0, q), ...(writer ? { writer } : {}), ...(sync ? { sync } : {}) };
+}
+
+/** The SQLite path of a `sqlite:` URL (`sqlite:./x.db`, `sqlite:///abs/x.db`, `sqlite::memory:`). */
+export function sqlitePath(url: string): string {
+  let rest = sqliteUrlOptions(url).rest.slice('sqlite:'.length);
+  if (rest.startsWith('//')) rest = rest.slice(2);
+  if (rest === '') throw new Error('sqlite URL needs a path, e.g. sqlite:./.middlemart/data.db');
+  return rest;
 }

@@ -285,8 +285,8 @@ void test('store urls: sqlite paths and postgres urls', () => {
   });
   assert.ok('error' in parseStoreUrl('sqlite:'));
   // SQLite options are checked as the store reads them, so a bad one is reported before start.
-  assert.equal('error' in parseStoreUrl('sqlite:x.db?writer=thread'), false);
-  assert.equal('error' in parseStoreUrl('sqlite:x.db?sync=background'), false);
+  assert.deepEqual(parseStoreUrl('sqlite:x.db?writer=thread'), { kind: 'sqlite', path: 'x.db' });
+  assert.deepEqual(parseStoreUrl('sqlite:x.db?sync=background'), { kind: 'sqlite', path: 'x.db' });
   assert.match(
     (parseStoreUrl('sqlite:x.db?writer=bogus') as { error: string }).error,
     /unsupported sqlite URL option writer=bogus/,
