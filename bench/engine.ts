@@ -353,6 +353,24 @@ async function load(port: number, rate?: number, seconds?: number): Promise<Load
   return r;
 }
 
+/**
+ * A fresh server of `mode` offered `rate` req/s, after a 2 s warm-up at full load (JIT, prepared
+ * statements), as the servers measured at full load were warm.
+ */
+async function loadAtRate(
+  mode: 'ceiling' | 'durable',
+  env: Record<string, string>,
+  rate: number,
+): Promise<LoadResult> {
+  const server = child(mode, env);
+  const { port } = (await server.first) as { port: number };
+  await load(port, undefined, 2);
+  const r = await load(port, rate);
+  server.kill();
+  await server.done;
+  return r;
+}
+
 interface Target {
   name: 'sqlite' | 'sqlite-thread' | 'postgres';
   env: Record<string, string>;
@@ -426,6 +444,8 @@ async function main(): Promise<void> {
   // 32,000 req/s from one minute to the next), so each durable run is compared with the ceiling
   // measured just before it, and the median of the rounds' ratios is reported.
   let ceiling: LoadResult | undefined;
+  /** Half the median ceiling's rate: where latency is measured, not saturated. */
+  let half = 0;
   const ceilings: LoadResult[] = [];
   const acceptRounds = new Map<string, { run: LoadResult; ratio: number }[]>();
   if (PARTS.has('accept')) {
@@ -465,13 +485,8 @@ async function main(): Promise<void> {
     figures.ceiling = { ...ceiling, rounds: ceilings.map((c) => c.requestsPerSecond) };
     // The bare route's own latency at the rate the durable servers are offered below: what the
     // machine and the load generator add to every p99 there, durable or not.
-    const half = Math.max(1, Math.round(ceiling.requestsPerSecond / 2));
-    const ceilingChild = child('ceiling', {});
-    const { port } = (await ceilingChild.first) as { port: number };
-    await load(port, undefined, 2);
-    const atHalf = await load(port, half);
-    ceilingChild.kill();
-    await ceilingChild.done;
+    half = Math.max(1, Math.round(ceiling.requestsPerSecond / 2));
+    const atHalf = await loadAtRate('ceiling', {}, half);
     console.log(
       `ceiling (bare 202) at ${half} req/s offered: ${atHalf.requestsPerSecond} req/s ` +
         `p50 ${atHalf.p50Ms} ms p99 ${atHalf.p99Ms} ms`,
@@ -493,15 +508,7 @@ async function main(): Promise<void> {
             `(${rounds.map((r) => r.ratio.toFixed(3)).join(', ')})`,
         );
         // Latency when not saturated: half the (median) ceiling's rate, offered at a fixed pace.
-        const server = child('durable', t.env);
-        const { port: p } = (await server.first) as { port: number };
-        const half = Math.max(1, Math.round(ceiling.requestsPerSecond / 2));
-        // A fresh server is warmed up first (JIT, prepared statements), as the one measured at
-        // full load was.
-        await load(p, undefined, 2);
-        const atHalf = await load(p, half);
-        server.kill();
-        await server.done;
+        const atHalf = await loadAtRate('durable', t.env, half);
         await t.cleanup();
         console.log(
           `${t.name} durable accept at ${half} req/s offered: ${atHalf.requestsPerSecond} req/s ` +
