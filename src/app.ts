@@ -176,18 +176,24 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // and registered once every module has started, so observers see every canonical event.
   const handlers = new Map<string, MessageHandler>();
   const observers: MessageObserver[] = [];
-  const moduleEngine: Engine = Object.create(engine, {
-    registerHandler: {
-      value: (type: string, handler: MessageHandler) => {
-        if (handlers.has(type)) throw new Error(`a handler for ${type} is already registered`);
-        handlers.set(type, handler);
-      },
+  // What modules see of the engine: its own methods, except that handlers are collected here and
+  // senders are traced. A proxy, not a prototype-linked copy: every other method runs on the
+  // engine itself, so the state it writes (back-pressure figures, say) is the engine's.
+  const moduleOwn: Partial<Engine> = {
+    registerHandler: (type: string, handler: MessageHandler) => {
+      if (handlers.has(type)) throw new Error(`a handler for ${type} is already registered`);
+      handlers.set(type, handler);
     },
-    registerSender: {
-      value: (destination: string, sender: Sender) =>
-        engine.registerSender(destination, tracedSender(tracing, destination, sender)),
+    registerSender: (destination: string, sender: Sender) =>
+      engine.registerSender(destination, tracedSender(tracing, destination, sender)),
+  };
+  const moduleEngine = new Proxy(engine, {
+    get(target, prop) {
+      if (prop === 'registerHandler' || prop === 'registerSender') return moduleOwn[prop];
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
     },
-  }) as Engine;
+  });
   const acknowledgements = new AcknowledgementRouter();
   const refusals = new RefusalRouter();
   const actions = new ActionRegistry();
