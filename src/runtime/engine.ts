@@ -41,6 +41,7 @@ import {
   type DeadLetterPage,
   type ReplayResult,
 } from './dead-letters.js';
+import { GroupCommit } from './group-commit.js';
 import { isSealedPayload, readStoredPayload, type PayloadSealer } from './sealing.js';
 import {
   PRIORITY_CLASSES,
@@ -117,8 +118,13 @@ export interface EngineOptions {
     /** How often backlog figures are refreshed (default 1 s). */
     refreshMs?: number;
   };
-  /** Accepts per group commit (default 512). */
+  /** Accepts (and delivery outcomes) per group commit (default 512). */
   acceptBatchMax?: number;
+  /**
+   * How long a forming group commit may wait for more accepts (or delivery outcomes) while each
+   * turn of the event loop still brings some (default 2 ms; 0: what the first turn gathered).
+   */
+  acceptGatherMs?: number;
   /**
    * Seals message, delivery and dead letter payloads at rest (ADR 0018; which ones:
    * `sealScope`); handlers and senders still see them in clear. Without one, payloads are
@@ -289,18 +295,12 @@ class DurableEngine implements Engine {
   private readonly retryAfterSeconds: number;
   private readonly destinationBacklog: Record<string, number>;
   private readonly refreshMs: number;
-  private readonly acceptBatchMax: number;
-  private readonly maxFlushes: number;
 
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly senders = new Map<string, Sender>();
-  private pending: PendingAccept[] = [];
-  private pendingSettles: PendingSettle[] = [];
-  private settleScheduled = false;
-  private settling = 0;
-  private flushScheduled = false;
-  private flushing = 0;
-  private readonly flushes = new Set<Promise<void>>();
+  /** Group commits of accepts, and of delivery outcomes. */
+  private readonly accepts: GroupCommit<PendingAccept>;
+  private readonly settles: GroupCommit<PendingSettle>;
 
   private started = false;
   private stopping = false;
@@ -361,11 +361,17 @@ class DurableEngine implements Engine {
     this.retryAfterSeconds = Math.max(1, opts.backpressure?.retryAfterSeconds ?? 30);
     this.destinationBacklog = opts.backpressure?.destinationBacklog ?? {};
     this.refreshMs = Math.max(10, opts.backpressure?.refreshMs ?? 1000);
-    this.acceptBatchMax = Math.max(1, opts.acceptBatchMax ?? 512);
-    // Group commits in flight at once. On SQLite their writes are serialised on the one
-    // connection (so commit order is accept order) while their WAL fdatasyncs overlap: a batch
-    // forms and is written while the previous one is being made durable.
-    this.maxFlushes = 4;
+    // Up to four group commits of each kind in flight at once. On SQLite their writes are
+    // serialised on the one connection (so commit order is accept order) while their WAL
+    // fdatasyncs overlap: a batch forms and is written while the previous one is being made
+    // durable.
+    const groupCommit = {
+      maxBatch: Math.max(1, opts.acceptBatchMax ?? 512),
+      maxInFlight: 4,
+      gatherMs: Math.max(0, opts.acceptGatherMs ?? 2),
+    };
+    this.accepts = new GroupCommit({ ...groupCommit, commit: (b) => this.flush(b) });
+    this.settles = new GroupCommit({ ...groupCommit, commit: (b) => this.flushSettles(b) });
 
     const store = this.store;
     const sealer = this.sealer;
@@ -458,35 +464,8 @@ class DurableEngine implements Engine {
     }
     if (req.priority === 'deferrable') this.maybeRefreshBacklog();
     return new Promise<AcceptResult>((resolve, reject) => {
-      this.pending.push({ req, resolve, reject });
-      this.scheduleFlush();
+      this.accepts.add({ req, resolve, reject });
     });
-  }
-
-  private scheduleFlush(): void {
-    if (this.pending.length === 0 || this.flushing >= this.maxFlushes) return;
-    if (this.pending.length >= this.acceptBatchMax) {
-      this.startFlush();
-      return;
-    }
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      if (this.flushing < this.maxFlushes) this.startFlush();
-    });
-  }
-
-  private startFlush(): void {
-    const batch = this.pending.splice(0, this.acceptBatchMax);
-    if (batch.length === 0) return;
-    this.flushing++;
-    const p = this.flush(batch).finally(() => {
-      this.flushing--;
-      this.flushes.delete(p);
-      this.scheduleFlush();
-    });
-    this.flushes.add(p);
   }
 
   private async flush(batch: PendingAccept[]): Promise<void> {
@@ -636,7 +615,7 @@ class DurableEngine implements Engine {
 
   async stop(): Promise<void> {
     if (!this.started) {
-      await Promise.allSettled([...this.flushes]);
+      await this.drainGroupCommits();
       return;
     }
     this.stopping = true;
@@ -646,12 +625,17 @@ class DurableEngine implements Engine {
     this.deliveryWaker.wake();
     await Promise.allSettled(this.loops);
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
+    await this.drainGroupCommits();
     if (this.refreshing) await this.refreshing;
     if (this.renewing) await this.renewing;
     this.loops = [];
     this.started = false;
     this.stopping = false;
+  }
+
+  /** Commits what is still gathering (not after the store may be closed) and waits for it. */
+  private async drainGroupCommits(): Promise<void> {
+    await Promise.all([this.accepts.drain(), this.settles.drain()]);
   }
 
   private track(p: Promise<void>): void {
@@ -1191,30 +1175,10 @@ class DurableEngine implements Engine {
     }
   }
 
-  /** Group commit for delivery outcomes: everything settled in one tick shares one commit. */
+  /** Group commit for delivery outcomes (see GroupCommit). */
   private settle(claimed: Claimed<DeliveryRow>, result: DeliveryResult): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.pendingSettles.push({ claimed, result, resolve, reject });
-      this.scheduleSettle();
-    });
-  }
-
-  private scheduleSettle(): void {
-    if (this.settleScheduled || this.settling >= this.maxFlushes) return;
-    if (this.pendingSettles.length === 0) return;
-    this.settleScheduled = true;
-    setImmediate(() => {
-      this.settleScheduled = false;
-      if (this.settling >= this.maxFlushes) return;
-      const batch = this.pendingSettles.splice(0, this.acceptBatchMax);
-      if (batch.length === 0) return;
-      this.settling++;
-      const p = this.flushSettles(batch).finally(() => {
-        this.settling--;
-        this.flushes.delete(p);
-        this.scheduleSettle();
-      });
-      this.flushes.add(p);
+      this.settles.add({ claimed, result, resolve, reject });
     });
   }
 

@@ -204,6 +204,54 @@ for (const backend of BACKENDS) {
         await engine.stop();
       }));
 
+    test('accepts arriving over several turns of the event loop share one group commit', () =>
+      run(async (store) => {
+        // Counts the transactions the engine opens (each accept batch is one).
+        const commitsOf = (gatherMs: number) => {
+          let transactions = 0;
+          const counted = new Proxy(store, {
+            get(target, prop) {
+              if (prop === 'transaction') {
+                return (...args: Parameters<Store['transaction']>) => {
+                  transactions++;
+                  return target.transaction(...args);
+                };
+              }
+              const v = Reflect.get(target, prop) as unknown;
+              return typeof v === 'function' ? (v as () => unknown).bind(target) : v;
+            },
+          });
+          const engine = engineOn(counted, { acceptGatherMs: gatherMs });
+          return {
+            transactions: () => transactions,
+            // Two accepts in this turn, one in the next turn, one in the turn after: as requests
+            // read by successive polls of a busy server.
+            accept: () =>
+              new Promise<string[]>((resolve, reject) => {
+                const all = [engine.accept(req()), engine.accept(req())];
+                setImmediate(() => {
+                  all.push(engine.accept(req()));
+                  setImmediate(() => {
+                    all.push(engine.accept(req()));
+                    Promise.all(all).then((r) => resolve(r.map((a) => a.outcome)), reject);
+                  });
+                });
+              }),
+          };
+        };
+        const gathering = commitsOf(50);
+        assert.deepEqual(await gathering.accept(), [
+          'accepted',
+          'accepted',
+          'accepted',
+          'accepted',
+        ]);
+        assert.equal(gathering.transactions(), 1);
+        const eager = commitsOf(0);
+        assert.deepEqual(await eager.accept(), ['accepted', 'accepted', 'accepted', 'accepted']);
+        assert.ok(eager.transactions() >= 2, `${eager.transactions()} transactions`);
+      }));
+
     test('claims serve critical before standard before deferrable', () =>
       run(async (store) => {
         const engine = engineOn(store);
