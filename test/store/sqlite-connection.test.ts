@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { openStore, SqliteStore } from '../../src/store/index.js';
+import { NEW_DATABASE_PAGE_SIZE } from '../../src/store/sqlite/sqlite-store.js';
 
 function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mm-sqlite-conn-'));
@@ -31,6 +33,30 @@ describe('sqlite connection', () => {
         } finally {
           await store.close();
         }
+      }));
+  }
+
+  for (const writer of ['main', 'thread'] as const) {
+    test(`${writer} writer: a new database gets 8 KiB pages, an existing one keeps its own`, () =>
+      withDir(async (dir) => {
+        const pageSize = async (file: string): Promise<number> => {
+          const store = await openStore(`sqlite:${join(dir, file)}?writer=${writer}`);
+          try {
+            const rows = await store.query<{ page_size: number }>('PRAGMA page_size');
+            return Number(rows[0]?.page_size);
+          } finally {
+            await store.close();
+          }
+        };
+        assert.equal(await pageSize('new.db'), NEW_DATABASE_PAGE_SIZE);
+        assert.equal(NEW_DATABASE_PAGE_SIZE, 8192);
+        // A database created with SQLite's default 4 KiB pages, with a table in it.
+        const old = new Database(join(dir, 'old.db'));
+        old.pragma('journal_mode = WAL');
+        old.exec('CREATE TABLE t (x INTEGER)');
+        assert.equal(old.pragma('page_size', { simple: true }), 4096);
+        old.close();
+        assert.equal(await pageSize('old.db'), 4096);
       }));
   }
 

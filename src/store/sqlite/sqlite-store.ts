@@ -58,6 +58,14 @@ parentPort.on('message', (m) => {
 `;
 const SAFETY_AUTOCHECKPOINT_PAGES = 50_000;
 const CHECKPOINTER_AFTER_COMMITS = 500;
+/**
+ * The page size of a database this store creates (SQLite's default is 4 KiB). A group commit
+ * writes every page it changed to the WAL as one frame (two `pwrite`s): with 8 KiB pages an accept
+ * batch of 63 messages wrote 34 frames instead of 58 (the messages' rows and each index's right
+ * edge span fewer pages), for 17 % more bytes (ADR 0007, sixth pass). Setting it has no effect
+ * on a database that already exists.
+ */
+export const NEW_DATABASE_PAGE_SIZE = 8192;
 /** fdatasyncs of the WAL running at once (a later one need not wait for an earlier one). */
 const MAX_PARALLEL_SYNCS = 2;
 
@@ -90,6 +98,8 @@ export class SqliteStore implements Store {
     const memory = path === ':memory:';
     if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
     this.db = new Database(path);
+    // A new database gets NEW_DATABASE_PAGE_SIZE pages; an existing one keeps its own.
+    this.db.pragma(`page_size = ${NEW_DATABASE_PAGE_SIZE}`);
     this.description = `sqlite:${memory ? ':memory:' : resolve(path)}`;
     const wal =
       !memory &&

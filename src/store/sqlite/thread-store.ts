@@ -44,6 +44,7 @@ import {
   type WriterReply,
   type WriterRequest,
 } from './writer-thread.js';
+import { NEW_DATABASE_PAGE_SIZE } from './sqlite-store.js';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -138,6 +139,7 @@ export class SqliteThreadStore implements Store {
       path: file,
       driver: createRequire(import.meta.url).resolve('better-sqlite3'),
       busyTimeoutMs: Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000)),
+      pageSize: NEW_DATABASE_PAGE_SIZE,
       signal: this.signal.buffer as SharedArrayBuffer,
       port: port2,
     };

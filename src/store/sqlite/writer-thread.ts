@@ -54,6 +54,8 @@ export interface WriterData {
   path: string;
   driver: string;
   busyTimeoutMs: number;
+  /** The page size should the database be new (NEW_DATABASE_PAGE_SIZE). */
+  pageSize: number;
   signal: SharedArrayBuffer;
   port: unknown;
 }
@@ -195,6 +197,7 @@ function answer(id, fn) {
 let ok = true;
 answer(0, () => {
   db = new Database(workerData.path);
+  db.pragma('page_size = ' + workerData.pageSize);
   const mode = String(db.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
   if (mode !== 'wal') {
     db.close();
