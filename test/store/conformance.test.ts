@@ -252,6 +252,37 @@ for (const backend of BACKENDS) {
         assert.ok(eager.transactions() >= 2, `${eager.transactions()} transactions`);
       }));
 
+    test('stop commits accepts still gathering, before the store is closed', async () => {
+      const database = await backend.create();
+      const store = await database.open();
+      let closed = false;
+      try {
+        const engine = engineOn(store, { acceptGatherMs: 50 });
+        const answers = [engine.accept(req({ payload: 'late-1' })), engine.accept(req())];
+        await engine.stop();
+        // What stop left undone would now fail with the store closed.
+        closed = true;
+        await store.close();
+        assert.deepEqual(
+          (await Promise.all(answers)).map((a) => a.outcome),
+          ['accepted', 'accepted'],
+        );
+        const reopened = await database.open();
+        try {
+          const rows = await reopened.query<{ n: number }>(
+            'SELECT COUNT(*) AS n FROM messages WHERE payload = ?',
+            [JSON.stringify('late-1')],
+          );
+          assert.equal(Number(rows[0]!.n), 1);
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        if (!closed) await store.close();
+        await database.drop();
+      }
+    });
+
     test('claims serve critical before standard before deferrable', () =>
       run(async (store) => {
         const engine = engineOn(store);
