@@ -48,7 +48,10 @@ const FILL_BUDGET_S = Number(process.env.BENCH_FILL_BUDGET_S ?? '90');
 const PG_URL = process.env.MIDDLEMART_BENCH_PG_URL ?? process.env.MIDDLEMART_TEST_PG_URL;
 const PARTS = new Set((process.env.BENCH_ONLY ?? 'accept,deliver,backlog').split(','));
 const STORES = new Set((process.env.BENCH_STORES ?? 'sqlite,postgres').split(','));
-/** How SQLite commits become durable: `full` (synchronous=FULL, the default) or `background`. */
+/**
+ * How SQLite commits become durable: `full` (synchronous=FULL, the default) or `background`, set
+ * through the store URL (`?sync=background`) for every SQLite run: accept, delivery and backlog.
+ */
 const SQLITE_SYNC = process.env.BENCH_SQLITE_SYNC === 'background' ? 'background' : 'full';
 /**
  * BENCH_SEAL=1: every payload sealed at rest (AES-256-GCM, ADR 0018) in the accept and drain
@@ -96,7 +99,7 @@ async function serve(mode: 'ceiling' | 'durable'): Promise<void> {
     app.post('/v1/messages', async (_req, reply) => reply.code(202).send({ accepted: true }));
   } else {
     const { url, schema } = storeOptions();
-    const store = await openStore(url, { ...(schema ? { schema } : {}), sqliteSync: SQLITE_SYNC });
+    const store = await openStore(url, schema ? { schema } : {});
     const engine = createEngine({ store, ...SEALER });
     app.post('/v1/messages', async (req, reply) => {
       const body = req.body as { id: string };
@@ -385,7 +388,14 @@ function sqliteTarget(writer: 'main' | 'thread' = 'main'): Target {
     name: writer === 'thread' ? 'sqlite-thread' : 'sqlite',
     get env() {
       // A fresh database file per measurement.
-      const query = writer === 'thread' ? '?writer=thread' : '';
+      // BENCH_SQLITE_SYNC=background selects the store's own URL option (the thread writer has
+      // none: it syncs with synchronous=FULL).
+      const query =
+        writer === 'thread'
+          ? '?writer=thread'
+          : SQLITE_SYNC === 'background'
+            ? '?sync=background'
+            : '';
       return { BENCH_DB_URL: `sqlite:${join(dir, `bench-${++n}.db`)}${query}` };
     },
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
