@@ -29,7 +29,7 @@ export class GroupCommit<T> {
   /** The forming batch's size at the last look, and when it stops waiting for more. */
   private seen = 0;
   private until = 0;
-  private inFlight = 0;
+  /** The batches being committed. */
   private readonly running = new Set<Promise<void>>();
 
   constructor(private readonly opts: GroupCommitOptions<T>) {}
@@ -46,7 +46,7 @@ export class GroupCommit<T> {
   }
 
   private schedule(): void {
-    if (this.pending.length === 0 || this.inFlight >= this.opts.maxInFlight) return;
+    if (this.pending.length === 0 || this.running.size >= this.opts.maxInFlight) return;
     if (this.pending.length >= this.opts.maxBatch) {
       this.start();
       return;
@@ -69,15 +69,13 @@ export class GroupCommit<T> {
       return;
     }
     this.scheduled = false;
-    if (this.inFlight < this.opts.maxInFlight) this.start();
+    if (this.running.size < this.opts.maxInFlight) this.start();
   };
 
   private start(): void {
     const batch = this.pending.splice(0, this.opts.maxBatch);
     if (batch.length === 0) return;
-    this.inFlight++;
     const p = this.opts.commit(batch).finally(() => {
-      this.inFlight--;
       this.running.delete(p);
       this.schedule();
     });
