@@ -187,11 +187,19 @@ export async function startApp(opts: AppOptions): Promise<App> {
     registerSender: (destination: string, sender: Sender) =>
       engine.registerSender(destination, tracedSender(tracing, destination, sender)),
   };
+  // Methods are bound once (modules call `accept` on every request).
+  const bound = new Map<PropertyKey, unknown>();
   const moduleEngine = new Proxy(engine, {
     get(target, prop) {
       if (prop === 'registerHandler' || prop === 'registerSender') return moduleOwn[prop];
       const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      if (typeof value !== 'function') return value;
+      let method = bound.get(prop);
+      if (method === undefined) {
+        method = (value as () => unknown).bind(target);
+        bound.set(prop, method);
+      }
+      return method;
     },
   });
   const acknowledgements = new AcknowledgementRouter();
