@@ -78,16 +78,50 @@ interface KeyRow extends Row {
   expires_at: number;
 }
 
+/**
+ * Where an idempotency key is kept (migration 3): on its message's row while that message is
+ * kept (`key_expires_at` set: the row holds the key, `messages_idempotency` makes it unique),
+ * else in `idempotency_keys` (keys accepted before migration 3, and keys that outlived their
+ * message's retention, moved there by the purge). The message first: a purge moves a key from
+ * its message to the table in one transaction, so a key not found on a message is in the table
+ * if it is kept at all.
+ */
 async function existingKey(
   tx: SqlRunner,
   source: string,
   key: string,
 ): Promise<KeyRow | undefined> {
-  const rows = await tx.query<KeyRow>(
+  const held = await tx.query<KeyRow>(
+    `SELECT request_hash, id AS message_id, accepted_at, traceparent, key_expires_at AS expires_at
+     FROM messages WHERE source = ? AND idempotency_key = ? AND key_expires_at IS NOT NULL`,
+    [source, key],
+  );
+  if (held[0]) return held[0];
+  const kept = await tx.query<KeyRow>(
     'SELECT request_hash, message_id, accepted_at, traceparent, expires_at FROM idempotency_keys WHERE source = ? AND idempotency_key = ?',
     [source, key],
   );
-  return rows[0];
+  return kept[0];
+}
+
+/**
+ * Lets an expired key go, wherever it is kept: its message (kept for traces and replay) no
+ * longer holds it, so the key can be accepted as new.
+ */
+async function releaseExpiredKey(
+  tx: SqlRunner,
+  source: string,
+  key: string,
+  now: number,
+): Promise<void> {
+  await tx.execute(
+    'UPDATE messages SET key_expires_at = NULL WHERE source = ? AND idempotency_key = ? AND key_expires_at < ?',
+    [source, key, now],
+  );
+  await tx.execute(
+    'DELETE FROM idempotency_keys WHERE source = ? AND idempotency_key = ? AND expires_at < ?',
+    [source, key, now],
+  );
 }
 
 function answerFromKey(row: KeyRow, requestHash: string): AcceptResult {
@@ -129,21 +163,35 @@ function messagePayload(
   return storedPayload(sealer, m.payloadJson ?? JSON.stringify(m.payload ?? null));
 }
 
-export async function insertMessage(
+/** The idempotency key a new message holds: the request's hash, kept until `expiresAt`. */
+interface HeldKey {
+  requestHash: string;
+  expiresAt: number;
+}
+
+/**
+ * Inserts one queued message; with `key`, the message holds its idempotency key, and nothing is
+ * inserted (false) when another message already holds it (on PostgreSQL the insert waits for
+ * a concurrent transaction holding it to end).
+ */
+async function insertMessageRow(
   tx: SqlRunner,
   m: InsertMessage,
   now: number,
-  id: string = timeOrderedId(now),
-  sealer?: PayloadSealer,
-): Promise<string> {
+  id: string,
+  sealer: PayloadSealer | undefined,
+  key: HeldKey | undefined,
+): Promise<boolean> {
   // The first queued message of a key is its head (the only claimable one). Callers hold the
   // key's lock on PostgreSQL (lockPartitionKeys), so this check cannot race a completion.
-  await tx.execute(
+  const r = await tx.execute(
     `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
-       traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?,
+       traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
+       key_expires_at, is_head)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?,
        CASE WHEN EXISTS (SELECT 1 FROM messages q WHERE q.partition_key = ? AND q.status = 'queued')
-         THEN 0 ELSE 1 END)`,
+         THEN 0 ELSE 1 END)
+     ON CONFLICT (source, idempotency_key) WHERE key_expires_at IS NOT NULL DO NOTHING`,
     [
       id,
       m.source,
@@ -156,9 +204,26 @@ export async function insertMessage(
       m.availableAt ? Math.max(now, m.availableAt.getTime()) : now,
       now,
       m.replayCount ?? 0,
+      key?.requestHash ?? null,
+      key?.expiresAt ?? null,
       m.partitionKey,
     ],
   );
+  return r.changes > 0;
+}
+
+/**
+ * Inserts a queued message that does not hold its idempotency key (a replay's copy: the key
+ * stays with the message first accepted under it).
+ */
+export async function insertMessage(
+  tx: SqlRunner,
+  m: InsertMessage,
+  now: number,
+  id: string = timeOrderedId(now),
+  sealer?: PayloadSealer,
+): Promise<string> {
+  await insertMessageRow(tx, m, now, id, sealer, undefined);
   return id;
 }
 
@@ -196,46 +261,32 @@ export async function promoteNextHeads(tx: SqlRunner, partitionKeys: string[]): 
 }
 
 /**
- * Records one request in the inbox inside `tx`. The (source, key) primary key decides races:
- * the insert either wins, or finds the row another request committed. An expired key is
- * replaced as if it were new.
+ * Records one request in the inbox inside `tx`. The message holds its idempotency key; the
+ * unique index on held keys decides races: the insert either wins, or finds the message another
+ * request committed. An expired key is let go and the request accepted as new.
  */
 export async function acceptInTx(
   tx: SqlRunner,
   req: AcceptRequest,
   opts: InboxOptions,
 ): Promise<AcceptResult> {
+  const known = await existingKey(tx, req.source, req.idempotencyKey);
+  if (known && known.expires_at >= opts.now) return answerFromKey(known, req.requestHash);
   if (opts.refuseDeferrable && req.priority === 'deferrable') {
-    const row = await existingKey(tx, req.source, req.idempotencyKey);
-    if (row && row.expires_at >= opts.now) return answerFromKey(row, req.requestHash);
     return { outcome: 'backpressure', retryAfterSeconds: opts.retryAfterSeconds };
   }
+  if (known) await releaseExpiredKey(tx, req.source, req.idempotencyKey, opts.now);
   const id = timeOrderedId(opts.now);
-  const inserted = await tx.execute(
-    `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (source, idempotency_key) DO UPDATE SET
-       request_hash = excluded.request_hash, message_id = excluded.message_id,
-       accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
-       expires_at = excluded.expires_at
-     WHERE idempotency_keys.expires_at < ?`,
-    [
-      req.source,
-      req.idempotencyKey,
-      req.requestHash,
-      id,
-      opts.now,
-      req.traceparent ?? null,
-      opts.now + opts.idempotencyWindowMs,
-      opts.now,
-    ],
-  );
-  if (inserted.changes === 0) {
-    const row = await existingKey(tx, req.source, req.idempotencyKey);
-    if (!row) throw new Error('idempotency key vanished during accept');
-    return answerFromKey(row, req.requestHash);
+  const inserted = await insertMessageRow(tx, req, opts.now, id, sealerFor(req, opts), {
+    requestHash: req.requestHash,
+    expiresAt: opts.now + opts.idempotencyWindowMs,
+  });
+  if (!inserted) {
+    // Another transaction accepted the key first (PostgreSQL: committed while this one waited).
+    const winner = await existingKey(tx, req.source, req.idempotencyKey);
+    if (!winner) throw new Error('idempotency key vanished during accept');
+    return answerFromKey(winner, req.requestHash);
   }
-  await insertMessage(tx, req, opts.now, id, sealerFor(req, opts));
   return {
     outcome: 'accepted',
     messageId: id,
@@ -246,7 +297,8 @@ export async function acceptInTx(
 
 /**
  * PostgreSQL: the whole batch in a few statements (key locks, one data-modifying CTE that
- * inserts keys and messages, one lookup for the rest) instead of three round trips a request.
+ * inserts the messages whose keys are new, one by one for the rest) instead of three round trips
+ * a request.
  */
 async function acceptBatchPostgres(
   tx: SqlRunner,
@@ -260,7 +312,7 @@ async function acceptBatchPostgres(
     [JSON.stringify(keys)],
   );
   const out: (AcceptResult | undefined)[] = new Array<AcceptResult | undefined>(reqs.length);
-  const firstOf = new Map<string, number>();
+  const firstOf = new Set<string>();
   const fresh: Record<string, unknown>[] = [];
   const ids: string[] = [];
   reqs.forEach((r, i) => {
@@ -268,7 +320,7 @@ async function acceptBatchPostgres(
     if (opts.refuseDeferrable && r.priority === 'deferrable') return;
     const k = JSON.stringify([r.source, r.idempotencyKey]);
     if (firstOf.has(k)) return;
-    firstOf.set(k, i);
+    firstOf.add(k);
     fresh.push({
       i,
       id: ids[i],
@@ -285,64 +337,56 @@ async function acceptBatchPostgres(
   });
   const inserted = new Set<string>();
   if (fresh.length > 0) {
+    // Keys kept already (on a message or in idempotency_keys, expired or not) are left to the
+    // one-by-one path below; a key a concurrent transaction takes meanwhile is not inserted
+    // (ON CONFLICT), and the head mark it was given is repaired below.
     const rows = await tx.query<{ id: string }>(
       `WITH x AS (
          SELECT * FROM jsonb_to_recordset(?::jsonb) AS x(i int, id text, source text, key text,
-           hash text, tp text, type text, pk text, pr int, payload text, av bigint)),
-       k AS (
-         INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
-         SELECT source, key, hash, id, ?, tp, ? FROM x
-         ON CONFLICT (source, idempotency_key) DO UPDATE SET
-           request_hash = excluded.request_hash, message_id = excluded.message_id,
-           accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
-           expires_at = excluded.expires_at
-         WHERE idempotency_keys.expires_at < ?
-         RETURNING message_id)
+           hash text, tp text, type text, pk text, pr int, payload text, av bigint)
+         WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.source = x.source
+             AND m.idempotency_key = x.key AND m.key_expires_at IS NOT NULL)
+           AND NOT EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.source = x.source
+             AND k.idempotency_key = x.key))
        INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
-         traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
+         traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
+         key_expires_at, is_head)
        SELECT x.id, x.source, x.key, x.type, x.pk, x.pr, x.payload, x.tp, 'queued', 0, x.av, ?, 0,
+         x.hash, ?,
          CASE WHEN row_number() OVER (PARTITION BY x.pk ORDER BY x.i) = 1
            AND NOT EXISTS (SELECT 1 FROM messages q WHERE q.partition_key = x.pk AND q.status = 'queued')
            THEN 1 ELSE 0 END
-       FROM x JOIN k ON k.message_id = x.id
+       FROM x
        ORDER BY x.i
+       ON CONFLICT (source, idempotency_key) WHERE key_expires_at IS NOT NULL DO NOTHING
        RETURNING id`,
-      [JSON.stringify(fresh), opts.now, opts.now + opts.idempotencyWindowMs, opts.now, opts.now],
+      [JSON.stringify(fresh), opts.now, opts.now + opts.idempotencyWindowMs],
     );
     for (const r of rows) inserted.add(r.id);
-  }
-  const lookups: { source: string; key: string }[] = [];
-  reqs.forEach((r, i) => {
-    const id = ids[i]!;
-    if (inserted.has(id)) {
-      out[i] = {
-        outcome: 'accepted',
-        messageId: id,
-        acceptedAt: iso(opts.now),
-        ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-      };
-    } else {
-      lookups.push({ source: r.source, key: r.idempotencyKey });
+    if (rows.length < fresh.length) {
+      // A key not inserted may have carried its partition key's head mark: the first queued
+      // message of each such key becomes head if it is not (the keys' locks are held).
+      const lost = new Set<string>();
+      for (const f of fresh) if (!inserted.has(f.id as string)) lost.add(f.pk as string);
+      for (const pk of lost) await promoteNextHead(tx, pk);
     }
-  });
-  if (lookups.length > 0) {
-    const rows = await tx.query<KeyRow & { source: string; idempotency_key: string }>(
-      `SELECT k.source, k.idempotency_key, k.request_hash, k.message_id, k.accepted_at, k.traceparent, k.expires_at
-       FROM idempotency_keys k
-       JOIN jsonb_to_recordset(?::jsonb) AS l(source text, key text)
-         ON k.source = l.source AND k.idempotency_key = l.key`,
-      [JSON.stringify(lookups)],
-    );
-    const byKey = new Map(rows.map((r) => [JSON.stringify([r.source, r.idempotency_key]), r]));
-    reqs.forEach((r, i) => {
-      if (out[i]) return;
-      const row = byKey.get(JSON.stringify([r.source, r.idempotencyKey]));
-      if (row && row.expires_at >= opts.now) out[i] = answerFromKey(row, r.requestHash);
-      else if (opts.refuseDeferrable && r.priority === 'deferrable') {
-        out[i] = { outcome: 'backpressure', retryAfterSeconds: opts.retryAfterSeconds };
-      } else if (row) out[i] = answerFromKey(row, r.requestHash);
-      else throw new Error('idempotency key vanished during accept');
-    });
+  }
+  for (let i = 0; i < reqs.length; i++) {
+    const r = reqs[i]!;
+    const id = ids[i]!;
+    out[i] = inserted.has(id)
+      ? {
+          outcome: 'accepted',
+          messageId: id,
+          acceptedAt: iso(opts.now),
+          ...(r.traceparent ? { traceparent: r.traceparent } : {}),
+        }
+      : undefined;
+  }
+  // Known keys, keys repeated in the batch and refused deferrable requests, in request order (a
+  // repeated key answers as a duplicate of the first).
+  for (let i = 0; i < reqs.length; i++) {
+    if (!out[i]) out[i] = await acceptInTx(tx, reqs[i]!, opts);
   }
   return out as AcceptResult[];
 }
@@ -369,10 +413,11 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * SQLite (one writer, so nothing can interleave inside the transaction): one multi-row upsert of
- * the keys that returns the rows it wrote, one lookup of the keys that already have a queued
- * message (for the head mark), one multi-row insert of the messages. Only a request whose key
- * was not written (a duplicate or conflict) is looked up afterwards.
+ * SQLite (one writer, so nothing can interleave inside the transaction): one lookup of which
+ * keys are already kept (per source, usually one), one lookup of the partition keys that
+ * already have a queued message (for the head mark), one multi-row insert of the messages, which
+ * hold their idempotency keys. Only a request whose key is kept already (a duplicate, a conflict
+ * or an expired key) is handled one by one afterwards.
  */
 async function acceptBatchSqlite(
   tx: SqlRunner,
@@ -381,7 +426,7 @@ async function acceptBatchSqlite(
 ): Promise<AcceptResult[]> {
   const out: (AcceptResult | undefined)[] = new Array<AcceptResult | undefined>(reqs.length);
   const seen = new Set<string>();
-  const fresh: { i: number; id: string }[] = [];
+  const bySource = new Map<string, number[]>();
   const later: number[] = [];
   reqs.forEach((r, i) => {
     const k = `${r.source.length}:${r.source}${r.idempotencyKey}`;
@@ -390,45 +435,29 @@ async function acceptBatchSqlite(
       return;
     }
     seen.add(k);
-    fresh.push({ i, id: timeOrderedId(opts.now) });
+    const list = bySource.get(r.source);
+    if (list) list.push(i);
+    else bySource.set(r.source, [i]);
   });
-  const written = new Set<string>();
-  const expiresAt = opts.now + opts.idempotencyWindowMs;
-  for (const part of chunks(fresh, SQLITE_ROWS_PER_STATEMENT)) {
-    const params: SqlValue[] = [];
-    for (const f of part) {
-      const r = reqs[f.i]!;
-      params.push(
-        r.source,
-        r.idempotencyKey,
-        r.requestHash,
-        f.id,
-        opts.now,
-        r.traceparent ?? null,
-        expiresAt,
-      );
-    }
-    params.push(opts.now);
-    const rows = await tx.query<{ message_id: string }>(
-      `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
-       VALUES ${new Array<string>(part.length).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}
-       ON CONFLICT (source, idempotency_key) DO UPDATE SET
-         request_hash = excluded.request_hash, message_id = excluded.message_id,
-         accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
-         expires_at = excluded.expires_at
-       WHERE idempotency_keys.expires_at < ?
-       RETURNING message_id`,
-      params,
+  const inserted: number[] = [];
+  for (const [source, list] of bySource) {
+    const known = await tx.query<{ n: number }>(
+      `SELECT k.key AS n FROM json_each(?) AS k
+       WHERE EXISTS (SELECT 1 FROM messages m WHERE m.source = ? AND m.idempotency_key = k.value
+           AND m.key_expires_at IS NOT NULL)
+         OR EXISTS (SELECT 1 FROM idempotency_keys i WHERE i.source = ? AND i.idempotency_key = k.value)`,
+      [JSON.stringify(list.map((i) => reqs[i]!.idempotencyKey)), source, source],
     );
-    for (const row of rows) written.add(row.message_id);
+    const isKnown = new Set(known.map((row) => Number(row.n)));
+    list.forEach((i, n) => (isKnown.has(n) ? later : inserted).push(i));
   }
-  const inserted = fresh.filter((f) => written.has(f.id));
-  for (const f of fresh) if (!written.has(f.id)) later.push(f.i);
   if (inserted.length > 0) {
+    inserted.sort((a, b) => a - b);
     const acceptedAt = iso(opts.now);
+    const keyExpiresAt = opts.now + opts.idempotencyWindowMs;
     // A message is born head when no queued message of its key exists (nor an earlier one in
     // this batch).
-    const keys = [...new Set(inserted.map((f) => reqs[f.i]!.partitionKey))];
+    const keys = [...new Set(inserted.map((i) => reqs[i]!.partitionKey))];
     const busy = new Set<string>();
     // EXISTS stops at the first queued message of a key (a DISTINCT would walk all of them).
     const rows = await tx.query<{ partition_key: string }>(
@@ -439,12 +468,13 @@ async function acceptBatchSqlite(
     for (const row of rows) busy.add(row.partition_key);
     for (const part of chunks(inserted, SQLITE_ROWS_PER_STATEMENT)) {
       const params: SqlValue[] = [];
-      for (const f of part) {
-        const r = reqs[f.i]!;
+      for (const i of part) {
+        const r = reqs[i]!;
+        const id = timeOrderedId(opts.now);
         const head = !busy.has(r.partitionKey);
         busy.add(r.partitionKey);
         params.push(
-          f.id,
+          id,
           r.source,
           r.idempotencyKey,
           r.type,
@@ -454,25 +484,28 @@ async function acceptBatchSqlite(
           r.traceparent ?? null,
           r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
           opts.now,
+          r.requestHash,
+          keyExpiresAt,
           head ? 1 : 0,
         );
-        out[f.i] = {
+        out[i] = {
           outcome: 'accepted',
-          messageId: f.id,
+          messageId: id,
           acceptedAt,
           ...(r.traceparent ? { traceparent: r.traceparent } : {}),
         };
       }
       await tx.execute(
         `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
-           traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
-         VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?)").join(', ')}`,
+           traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
+           key_expires_at, is_head)
+         VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?, ?, ?)").join(', ')}`,
         params,
       );
     }
   }
-  // Duplicates, conflicts and refused deferrable requests, in request order (a repeated key in
-  // the batch answers as a duplicate of the first).
+  // Known keys, keys repeated in the batch and refused deferrable requests, in request order (a
+  // repeated key answers as a duplicate of the first).
   later.sort((a, b) => a - b);
   for (const i of later) out[i] = await acceptInTx(tx, reqs[i]!, opts);
   return out as AcceptResult[];
@@ -1220,6 +1253,10 @@ export interface PurgeReport {
   headsRepaired: number;
   messages: number;
   deliveries: number;
+  /**
+   * Idempotency keys forgotten: expired ones kept in `idempotency_keys`, and expired keys whose
+   * messages were purged.
+   */
   idempotencyKeys: number;
   attempts: number;
   /** Dead letters past their window (their dead message and delivery rows go with them). */
@@ -1235,6 +1272,70 @@ async function deleteInBatches(store: Store, sql: string, params: SqlValue[], ba
   }
 }
 
+/**
+ * Deletes messages of `status` completed before `cutoff`, `batch` at a time. A key such a message
+ * holds that is still inside its window moves to `idempotency_keys` in the same transaction, so
+ * it keeps answering after its message is gone; `expiredKeys` counts the keys that go with their
+ * messages.
+ */
+async function purgeMessages(
+  store: Store,
+  status: 'done' | 'replayed' | 'dead',
+  cutoff: number,
+  now: number,
+  batch: number,
+): Promise<{ messages: number; expiredKeys: number }> {
+  let messages = 0;
+  let expiredKeys = 0;
+  // The status is written in the SQL (not bound) so the partial index of that status is used.
+  const pick = `SELECT seq FROM messages WHERE status = '${status}' AND completed_at < ? LIMIT ?`;
+  for (;;) {
+    let rows: { key_expires_at: number | null }[];
+    if (store.dialect === 'postgres') {
+      rows = await store.query<{ key_expires_at: number | null }>(
+        `WITH d AS (
+           DELETE FROM messages WHERE seq IN (${pick})
+           RETURNING source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at),
+         k AS (
+           INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
+           SELECT source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at
+           FROM d WHERE key_expires_at >= ?
+           ON CONFLICT (source, idempotency_key) DO UPDATE SET
+             request_hash = excluded.request_hash, message_id = excluded.message_id,
+             accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
+             expires_at = excluded.expires_at)
+         SELECT key_expires_at FROM d`,
+        [cutoff, batch, now],
+      );
+    } else {
+      rows = await store.transaction(async (tx) => {
+        const seqs = await tx.query<{ seq: number }>(pick, [cutoff, batch]);
+        if (seqs.length === 0) return [];
+        const list = JSON.stringify(seqs.map((r) => r.seq));
+        await tx.execute(
+          `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
+           SELECT source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at
+           FROM messages WHERE seq IN (SELECT value FROM json_each(?)) AND key_expires_at >= ?
+           ON CONFLICT (source, idempotency_key) DO UPDATE SET
+             request_hash = excluded.request_hash, message_id = excluded.message_id,
+             accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
+             expires_at = excluded.expires_at`,
+          [list, now],
+        );
+        return tx.query<{ key_expires_at: number | null }>(
+          'DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?)) RETURNING key_expires_at',
+          [list],
+        );
+      });
+    }
+    messages += rows.length;
+    for (const r of rows) {
+      if (r.key_expires_at !== null && Number(r.key_expires_at) < now) expiredKeys++;
+    }
+    if (rows.length < batch) return { messages, expiredKeys };
+  }
+}
+
 /** Deletes finished work older than the window and idempotency keys past their expiry. */
 export async function purgeExpired(
   store: Store,
@@ -1242,18 +1343,8 @@ export async function purgeExpired(
   now: number,
 ): Promise<PurgeReport> {
   const cutoff = now - w.completedMs;
-  const messages = await deleteInBatches(
-    store,
-    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE status = 'done' AND completed_at < ? LIMIT ?)",
-    [cutoff],
-    w.batch,
-  );
-  const replayed = await deleteInBatches(
-    store,
-    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE status = 'replayed' AND completed_at < ? LIMIT ?)",
-    [cutoff],
-    w.batch,
-  );
+  const done = await purgeMessages(store, 'done', cutoff, now, w.batch);
+  const replayed = await purgeMessages(store, 'replayed', cutoff, now, w.batch);
   const deliveries = await deleteInBatches(
     store,
     "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries WHERE status = 'delivered' AND completed_at < ? LIMIT ?)",
@@ -1279,12 +1370,7 @@ export async function purgeExpired(
   );
   // The dead rows themselves (their dead letter holds the payload and history). A row whose
   // dead letter was replayed is 'replayed' and goes with completed work.
-  await deleteInBatches(
-    store,
-    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE status = 'dead' AND completed_at < ? LIMIT ?)",
-    [dlCutoff],
-    w.batch,
-  );
+  const dead = await purgeMessages(store, 'dead', dlCutoff, now, w.batch);
   await deleteInBatches(
     store,
     "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries WHERE status = 'dead' AND completed_at < ? LIMIT ?)",
@@ -1298,16 +1384,18 @@ export async function purgeExpired(
        SELECT 1 FROM messages p
        WHERE p.partition_key = messages.partition_key AND p.status = 'queued' AND p.seq < messages.seq)`,
   );
-  const idempotencyKeys = await deleteInBatches(
+  // Keys kept in the table past their expiry; keys held by messages expire with them (above) or
+  // are let go when a request reuses them.
+  const expiredKeys = await deleteInBatches(
     store,
     'DELETE FROM idempotency_keys WHERE (source, idempotency_key) IN (SELECT source, idempotency_key FROM idempotency_keys WHERE expires_at < ? LIMIT ?)',
     [now],
     w.batch,
   );
   return {
-    messages: messages + replayed,
+    messages: done.messages + replayed.messages,
     deliveries,
-    idempotencyKeys,
+    idempotencyKeys: expiredKeys + done.expiredKeys + replayed.expiredKeys + dead.expiredKeys,
     attempts,
     deadLetters,
     headsRepaired: heads.changes,

@@ -113,6 +113,15 @@ CREATE TABLE state (
 CREATE INDEX messages_dead ON messages (completed_at) WHERE status = 'dead';
 CREATE INDEX deliveries_dead ON deliveries (completed_at) WHERE status = 'dead'`,
   },
+  {
+    version: 3,
+    name: 'idempotency keys held by their messages; idempotency_keys keeps those outliving theirs',
+    sql: `
+ALTER TABLE messages ADD COLUMN request_hash TEXT;
+ALTER TABLE messages ADD COLUMN key_expires_at INTEGER;
+CREATE UNIQUE INDEX messages_idempotency ON messages (source, idempotency_key)
+  WHERE key_expires_at IS NOT NULL`,
+  },
 ];
 
 const postgres: Migration[] = [
@@ -225,6 +234,15 @@ CREATE TABLE state (
     sql: `
 CREATE INDEX messages_dead ON messages (completed_at) WHERE status = 'dead';
 CREATE INDEX deliveries_dead ON deliveries (completed_at) WHERE status = 'dead'`,
+  },
+  {
+    version: 3,
+    name: 'idempotency keys held by their messages; idempotency_keys keeps those outliving theirs',
+    sql: `
+ALTER TABLE messages ADD COLUMN request_hash TEXT;
+ALTER TABLE messages ADD COLUMN key_expires_at BIGINT;
+CREATE UNIQUE INDEX messages_idempotency ON messages (source, idempotency_key)
+  WHERE key_expires_at IS NOT NULL`,
   },
 ];
 

@@ -555,6 +555,192 @@ for (const backend of BACKENDS) {
         assert.equal((await engine.accept(r)).outcome, 'duplicate');
       }));
 
+    test('an idempotency key outlives its purged message, then expires', () =>
+      run(async (store) => {
+        const windowMs = 2000;
+        const engine = engineOn(store, {
+          idempotencyWindowMs: windowMs,
+          retention: { completedMs: 1, intervalMs: 0 },
+        });
+        engine.registerHandler('thing.created', async () => undefined);
+        const r = req({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+        const first = await engine.accept(r);
+        assert.ok(first.outcome === 'accepted');
+        engine.start();
+        await waitFor('processed', () => engine.counters.processed === 1);
+        await engine.stop();
+        await sleep(10);
+        const report = await engine.purge();
+        assert.equal(report.messages, 1);
+        assert.equal(report.idempotencyKeys, 0);
+        const count = async (sql: string) => Number((await store.query<{ n: number }>(sql))[0]?.n);
+        assert.equal(await count('SELECT COUNT(*) AS n FROM messages'), 0);
+        assert.equal(await count('SELECT COUNT(*) AS n FROM idempotency_keys'), 1);
+        // The message is gone, its key still answers: the same message, time and trace.
+        const duplicate = {
+          outcome: 'duplicate',
+          messageId: first.messageId,
+          acceptedAt: first.acceptedAt,
+          traceparent: r.traceparent,
+        };
+        assert.deepEqual(await engine.accept({ ...r }), duplicate);
+        assert.deepEqual(await engine.accept({ ...r, requestHash: 'other' }), {
+          outcome: 'conflict',
+          messageId: first.messageId,
+        });
+        // In a group commit beside a new key too.
+        const [again, other] = await Promise.all([engine.accept({ ...r }), engine.accept(req())]);
+        assert.deepEqual(again, duplicate);
+        assert.equal(other.outcome, 'accepted');
+        // Past its window the key is forgotten: the same key is a new message.
+        await sleep(Math.max(0, Date.parse(first.acceptedAt) + windowMs + 20 - Date.now()));
+        const renewed = await engine.accept({ ...r });
+        assert.ok(renewed.outcome === 'accepted');
+        assert.notEqual(renewed.messageId, first.messageId);
+        assert.equal(await count('SELECT COUNT(*) AS n FROM idempotency_keys'), 0);
+        assert.equal((await engine.accept({ ...r })).outcome, 'duplicate');
+      }));
+
+    test('an expired key is accepted as new while its earlier message is still kept', () =>
+      run(async (store) => {
+        const engine = engineOn(store, { idempotencyWindowMs: 40 });
+        const r = req({ partitionKey: 'expiring' });
+        const first = await engine.accept(r);
+        await sleep(60);
+        // Expired: a different body is no conflict now, it is a new message.
+        const second = await engine.accept({ ...r, requestHash: 'changed' });
+        assert.ok(first.outcome === 'accepted' && second.outcome === 'accepted');
+        assert.notEqual(second.messageId, first.messageId);
+        assert.deepEqual(await engine.accept(r), {
+          outcome: 'conflict',
+          messageId: second.messageId,
+        });
+        await sleep(60);
+        // Expired again, this time in a group commit beside a new key.
+        const [third, other] = await Promise.all([
+          engine.accept(r),
+          engine.accept(req({ partitionKey: 'expiring' })),
+        ]);
+        assert.ok(third.outcome === 'accepted' && other.outcome === 'accepted');
+        const rows = await store.query<{ id: string; is_head: number }>(
+          "SELECT id, is_head FROM messages WHERE partition_key = 'expiring' ORDER BY seq",
+        );
+        // Every message is kept, and only the first is its key's head. (The last two were
+        // accepted together: the reused key is written after the batch's new keys.)
+        const got = rows.map((x) => [x.id, Number(x.is_head)]);
+        assert.equal(got.length, 4);
+        assert.deepEqual(got.slice(0, 2), [
+          [first.messageId, 1],
+          [second.messageId, 0],
+        ]);
+        assert.deepEqual(
+          got.slice(2).sort(),
+          [
+            [third.messageId, 0],
+            [other.messageId, 0],
+          ].sort(),
+        );
+        await engine.stop();
+      }));
+
+    test('keys kept in idempotency_keys (accepted before migration 3) still answer', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        const now = Date.now();
+        const kept = req();
+        const expired = req();
+        const insert =
+          'INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
+        await store.execute(insert, [
+          kept.source,
+          kept.idempotencyKey,
+          kept.requestHash,
+          'm-kept',
+          now - 1000,
+          null,
+          now + 60_000,
+        ]);
+        await store.execute(insert, [
+          expired.source,
+          expired.idempotencyKey,
+          expired.requestHash,
+          'm-expired',
+          now - 2000,
+          null,
+          now - 1000,
+        ]);
+        const answers = await Promise.all([
+          engine.accept(kept),
+          engine.accept({ ...kept, requestHash: 'other' }),
+          engine.accept(expired),
+        ]);
+        assert.deepEqual(answers[0], {
+          outcome: 'duplicate',
+          messageId: 'm-kept',
+          acceptedAt: new Date(now - 1000).toISOString(),
+        });
+        assert.deepEqual(answers[1], { outcome: 'conflict', messageId: 'm-kept' });
+        assert.equal(answers[2]!.outcome, 'accepted');
+        const left = await store.query<{ message_id: string }>(
+          'SELECT message_id FROM idempotency_keys',
+        );
+        assert.deepEqual(
+          left.map((x) => x.message_id),
+          ['m-kept'],
+        );
+        assert.equal((await engine.accept(expired)).outcome, 'duplicate');
+        await engine.stop();
+      }));
+
+    test('migration 3 keeps answering the keys of a database that holds messages already', () =>
+      run(async (store, database) => {
+        // Back to the tables before migration 3 ...
+        await store.execute('DROP INDEX messages_idempotency');
+        await store.execute('ALTER TABLE messages DROP COLUMN key_expires_at');
+        await store.execute('ALTER TABLE messages DROP COLUMN request_hash');
+        await store.execute('DELETE FROM schema_migrations WHERE version = 3');
+        // ... holding a message queued the way it was accepted then: its key in idempotency_keys.
+        const now = Date.now();
+        await store.execute(
+          'INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          ['test', 'before', 'h-before', 'm-before', now, null, now + 60_000],
+        );
+        await store.execute(
+          `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
+             traceparent, status, attempts, available_at, accepted_at, replay_count, is_head)
+           VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'queued', 0, ?, ?, 0, 1)`,
+          ['m-before', 'test', 'before', 'thing.created', 'p-before', 1, '{"n":0}', now, now],
+        );
+        const reopened = await database.open();
+        try {
+          const status = await reopened.migrations();
+          assert.ok(status.find((m) => m.version === 3)?.appliedAt);
+          const engine = engineOn(reopened);
+          const handled: string[] = [];
+          engine.registerHandler('thing.created', async (msg) => {
+            handled.push(msg.id);
+          });
+          const before = req({ idempotencyKey: 'before', requestHash: 'h-before' });
+          assert.deepEqual(await engine.accept(before), {
+            outcome: 'duplicate',
+            messageId: 'm-before',
+            acceptedAt: new Date(now).toISOString(),
+          });
+          assert.deepEqual(await engine.accept({ ...before, requestHash: 'other' }), {
+            outcome: 'conflict',
+            messageId: 'm-before',
+          });
+          const after = await engine.accept(req({ partitionKey: 'p-before' }));
+          assert.equal(after.outcome, 'accepted');
+          engine.start();
+          await waitFor('processed', () => engine.counters.processed === 2);
+          await engine.stop();
+          assert.deepEqual(handled, ['m-before', (after as { messageId: string }).messageId]);
+        } finally {
+          await reopened.close();
+        }
+      }));
+
     test('retention purges dead letters after their own window, not before', () =>
       run(async (store) => {
         const engine = engineOn(store, {
