@@ -413,11 +413,13 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * SQLite (one writer, so nothing can interleave inside the transaction): one lookup of which
- * keys are already kept (per source, usually one), one lookup of the partition keys that
- * already have a queued message (for the head mark), one multi-row insert of the messages, which
- * hold their idempotency keys. Only a request whose key is kept already (a duplicate, a conflict
- * or an expired key) is handled one by one afterwards.
+ * SQLite (one writer, so nothing can interleave inside the transaction): one statement finds the
+ * partition keys that already have a queued message (for the head mark) and whether
+ * `idempotency_keys` keeps any key at all; one multi-row insert writes the messages, which hold
+ * their idempotency keys, skipping (`ON CONFLICT DO NOTHING`) any whose key a message holds
+ * already. Only when the table keeps keys are the batch's keys looked up there first. A request
+ * whose key is kept already (a duplicate, a conflict or an expired key) is handled one by one
+ * afterwards.
  */
 async function acceptBatchSqlite(
   tx: SqlRunner,
@@ -426,7 +428,7 @@ async function acceptBatchSqlite(
 ): Promise<AcceptResult[]> {
   const out: (AcceptResult | undefined)[] = new Array<AcceptResult | undefined>(reqs.length);
   const seen = new Set<string>();
-  const bySource = new Map<string, number[]>();
+  let fresh: number[] = [];
   const later: number[] = [];
   reqs.forEach((r, i) => {
     const k = `${r.source.length}:${r.source}${r.idempotencyKey}`;
@@ -435,77 +437,124 @@ async function acceptBatchSqlite(
       return;
     }
     seen.add(k);
-    const list = bySource.get(r.source);
-    if (list) list.push(i);
-    else bySource.set(r.source, [i]);
+    fresh.push(i);
   });
-  const inserted: number[] = [];
-  for (const [source, list] of bySource) {
-    const known = await tx.query<{ n: number }>(
-      `SELECT k.key AS n FROM json_each(?) AS k
-       WHERE EXISTS (SELECT 1 FROM messages m WHERE m.source = ? AND m.idempotency_key = k.value
-           AND m.key_expires_at IS NOT NULL)
-         OR EXISTS (SELECT 1 FROM idempotency_keys i WHERE i.source = ? AND i.idempotency_key = k.value)`,
-      [JSON.stringify(list.map((i) => reqs[i]!.idempotencyKey)), source, source],
-    );
-    const isKnown = new Set(known.map((row) => Number(row.n)));
-    list.forEach((i, n) => (isKnown.has(n) ? later : inserted).push(i));
+  if (fresh.length === 0) return acceptOneByOne(tx, reqs, opts, out, later);
+  // EXISTS stops at the first queued message of a key (a DISTINCT would walk all of them).
+  const rows = await tx.query<{ partition_key: string | null }>(
+    `SELECT k.value AS partition_key FROM json_each(?) AS k
+     WHERE EXISTS (SELECT 1 FROM messages m WHERE m.partition_key = k.value AND m.status = 'queued')
+     UNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM idempotency_keys)`,
+    [JSON.stringify([...new Set(fresh.map((i) => reqs[i]!.partitionKey))])],
+  );
+  const busy = new Set<string>();
+  let keptKeys = false;
+  for (const row of rows) {
+    if (row.partition_key === null) keptKeys = true;
+    else busy.add(row.partition_key);
   }
-  if (inserted.length > 0) {
-    inserted.sort((a, b) => a - b);
-    const acceptedAt = iso(opts.now);
-    const keyExpiresAt = opts.now + opts.idempotencyWindowMs;
-    // A message is born head when no queued message of its key exists (nor an earlier one in
-    // this batch).
-    const keys = [...new Set(inserted.map((i) => reqs[i]!.partitionKey))];
-    const busy = new Set<string>();
-    // EXISTS stops at the first queued message of a key (a DISTINCT would walk all of them).
-    const rows = await tx.query<{ partition_key: string }>(
-      `SELECT k.value AS partition_key FROM json_each(?) AS k
-       WHERE EXISTS (SELECT 1 FROM messages m WHERE m.partition_key = k.value AND m.status = 'queued')`,
-      [JSON.stringify(keys)],
-    );
-    for (const row of rows) busy.add(row.partition_key);
-    for (const part of chunks(inserted, SQLITE_ROWS_PER_STATEMENT)) {
-      const params: SqlValue[] = [];
-      for (const i of part) {
-        const r = reqs[i]!;
-        const id = timeOrderedId(opts.now);
-        const head = !busy.has(r.partitionKey);
-        busy.add(r.partitionKey);
-        params.push(
-          id,
-          r.source,
-          r.idempotencyKey,
-          r.type,
-          r.partitionKey,
-          priorityRank(r.priority),
-          messagePayload(r, sealerFor(r, opts)),
-          r.traceparent ?? null,
-          r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
-          opts.now,
-          r.requestHash,
-          keyExpiresAt,
-          head ? 1 : 0,
-        );
-        out[i] = {
-          outcome: 'accepted',
-          messageId: id,
-          acceptedAt,
-          ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-        };
-      }
-      await tx.execute(
-        `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
-           traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
-           key_expires_at, is_head)
-         VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?, ?, ?)").join(', ')}`,
-        params,
+  if (keptKeys) {
+    const bySource = new Map<string, number[]>();
+    for (const i of fresh) {
+      const list = bySource.get(reqs[i]!.source);
+      if (list) list.push(i);
+      else bySource.set(reqs[i]!.source, [i]);
+    }
+    const known = new Set<number>();
+    for (const [source, list] of bySource) {
+      const hits = await tx.query<{ n: number }>(
+        `SELECT k.key AS n FROM json_each(?) AS k
+         WHERE EXISTS (SELECT 1 FROM idempotency_keys i WHERE i.source = ? AND i.idempotency_key = k.value)`,
+        [JSON.stringify(list.map((i) => reqs[i]!.idempotencyKey)), source],
       );
+      for (const h of hits) known.add(list[Number(h.n)]!);
+    }
+    if (known.size > 0) {
+      fresh = fresh.filter((i) => !known.has(i));
+      later.push(...known);
     }
   }
-  // Known keys, keys repeated in the batch and refused deferrable requests, in request order (a
-  // repeated key answers as a duplicate of the first).
+  const acceptedAt = iso(opts.now);
+  const keyExpiresAt = opts.now + opts.idempotencyWindowMs;
+  /** Rows of statements that inserted fewer rows than they were given. */
+  const unsure: { i: number; id: string }[] = [];
+  for (const part of chunks(fresh, SQLITE_ROWS_PER_STATEMENT)) {
+    const params: SqlValue[] = [];
+    const ids: { i: number; id: string }[] = [];
+    for (const i of part) {
+      const r = reqs[i]!;
+      const id = timeOrderedId(opts.now);
+      ids.push({ i, id });
+      // A message is born head when no queued message of its key exists (nor an earlier one in
+      // this batch).
+      const head = !busy.has(r.partitionKey);
+      busy.add(r.partitionKey);
+      params.push(
+        id,
+        r.source,
+        r.idempotencyKey,
+        r.type,
+        r.partitionKey,
+        priorityRank(r.priority),
+        messagePayload(r, sealerFor(r, opts)),
+        r.traceparent ?? null,
+        r.availableAt ? Math.max(opts.now, r.availableAt.getTime()) : opts.now,
+        opts.now,
+        r.requestHash,
+        keyExpiresAt,
+        head ? 1 : 0,
+      );
+      out[i] = {
+        outcome: 'accepted',
+        messageId: id,
+        acceptedAt,
+        ...(r.traceparent ? { traceparent: r.traceparent } : {}),
+      };
+    }
+    const written = await tx.execute(
+      `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
+         traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
+         key_expires_at, is_head)
+       VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?, ?, ?)").join(', ')}
+       ON CONFLICT (source, idempotency_key) WHERE key_expires_at IS NOT NULL DO NOTHING`,
+      params,
+    );
+    if (written.changes < part.length) unsure.push(...ids);
+  }
+  if (unsure.length > 0) {
+    // Some keys are held by messages already: those requests were not inserted. A head mark one
+    // of them was given goes to the first queued message of its partition key.
+    const present = new Set(
+      (
+        await tx.query<{ id: string }>(
+          'SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))',
+          [JSON.stringify(unsure.map((u) => u.id))],
+        )
+      ).map((row) => row.id),
+    );
+    const lost = new Set<string>();
+    for (const u of unsure) {
+      if (present.has(u.id)) continue;
+      out[u.i] = undefined;
+      later.push(u.i);
+      lost.add(reqs[u.i]!.partitionKey);
+    }
+    await promoteNextHeads(tx, [...lost]);
+  }
+  return acceptOneByOne(tx, reqs, opts, out, later);
+}
+
+/**
+ * Known keys, keys repeated in the batch and refused deferrable requests, in request order (a
+ * repeated key answers as a duplicate of the first).
+ */
+async function acceptOneByOne(
+  tx: SqlRunner,
+  reqs: readonly AcceptRequest[],
+  opts: InboxOptions,
+  out: (AcceptResult | undefined)[],
+  later: number[],
+): Promise<AcceptResult[]> {
   later.sort((a, b) => a - b);
   for (const i of later) out[i] = await acceptInTx(tx, reqs[i]!, opts);
   return out as AcceptResult[];

@@ -643,6 +643,39 @@ for (const backend of BACKENDS) {
         await engine.stop();
       }));
 
+    test('a duplicate in a group commit does not take the head mark from a new message of its key', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        const handled: string[] = [];
+        engine.registerHandler('thing.created', async (msg) => {
+          handled.push(msg.id);
+        });
+        const first = req({ partitionKey: 'order-7' });
+        const done = await engine.accept(first);
+        engine.start();
+        await waitFor('processed', () => engine.counters.processed === 1);
+        await engine.stop();
+        // The key's queue is empty: the duplicate (first in the batch) would be its head, were it
+        // written; the new message after it must be.
+        const [dup, next] = await Promise.all([
+          engine.accept({ ...first }),
+          engine.accept(req({ partitionKey: 'order-7' })),
+        ]);
+        assert.equal(dup.outcome, 'duplicate');
+        assert.ok(done.outcome === 'accepted' && next.outcome === 'accepted');
+        const heads = await store.query<{ id: string; is_head: number }>(
+          "SELECT id, is_head FROM messages WHERE partition_key = 'order-7' AND status = 'queued'",
+        );
+        assert.deepEqual(
+          heads.map((h) => [h.id, Number(h.is_head)]),
+          [[next.messageId, 1]],
+        );
+        engine.start();
+        await waitFor('processed', () => engine.counters.processed === 1);
+        await engine.stop();
+        assert.deepEqual(handled, [done.messageId, next.messageId]);
+      }));
+
     test('keys kept in idempotency_keys (accepted before migration 3) still answer', () =>
       run(async (store) => {
         const engine = engineOn(store);
