@@ -134,6 +134,16 @@ function answerFromKey(row: KeyRow, requestHash: string): AcceptResult {
   };
 }
 
+/** The answer to a request whose message was written by this transaction. */
+function acceptedAnswer(req: AcceptRequest, messageId: string, acceptedAt: string): AcceptResult {
+  return {
+    outcome: 'accepted',
+    messageId,
+    acceptedAt,
+    ...(req.traceparent ? { traceparent: req.traceparent } : {}),
+  };
+}
+
 export interface InsertMessage {
   source: string;
   idempotencyKey: string;
@@ -287,12 +297,7 @@ export async function acceptInTx(
     if (!winner) throw new Error('idempotency key vanished during accept');
     return answerFromKey(winner, req.requestHash);
   }
-  return {
-    outcome: 'accepted',
-    messageId: id,
-    acceptedAt: iso(opts.now),
-    ...(req.traceparent ? { traceparent: req.traceparent } : {}),
-  };
+  return acceptedAnswer(req, id, iso(opts.now));
 }
 
 /**
@@ -311,7 +316,6 @@ async function acceptBatchPostgres(
      FROM (SELECT jsonb_array_elements_text(?::jsonb) AS k) AS s`,
     [JSON.stringify(keys)],
   );
-  const out: (AcceptResult | undefined)[] = new Array<AcceptResult | undefined>(reqs.length);
   const firstOf = new Set<string>();
   const fresh: Record<string, unknown>[] = [];
   const ids: string[] = [];
@@ -371,24 +375,16 @@ async function acceptBatchPostgres(
       for (const pk of lost) await promoteNextHead(tx, pk);
     }
   }
+  // Known keys, keys repeated in the batch and refused deferrable requests are answered one by
+  // one, in request order (a repeated key answers as a duplicate of the first).
+  const acceptedAt = iso(opts.now);
+  const out: AcceptResult[] = [];
   for (let i = 0; i < reqs.length; i++) {
     const r = reqs[i]!;
     const id = ids[i]!;
-    out[i] = inserted.has(id)
-      ? {
-          outcome: 'accepted',
-          messageId: id,
-          acceptedAt: iso(opts.now),
-          ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-        }
-      : undefined;
+    out.push(inserted.has(id) ? acceptedAnswer(r, id, acceptedAt) : await acceptInTx(tx, r, opts));
   }
-  // Known keys, keys repeated in the batch and refused deferrable requests, in request order (a
-  // repeated key answers as a duplicate of the first).
-  for (let i = 0; i < reqs.length; i++) {
-    if (!out[i]) out[i] = await acceptInTx(tx, reqs[i]!, opts);
-  }
-  return out as AcceptResult[];
+  return out;
 }
 
 /** Accepts a batch in one transaction (one commit, one fsync). */
@@ -504,12 +500,7 @@ async function acceptBatchSqlite(
         keyExpiresAt,
         head ? 1 : 0,
       );
-      out[i] = {
-        outcome: 'accepted',
-        messageId: id,
-        acceptedAt,
-        ...(r.traceparent ? { traceparent: r.traceparent } : {}),
-      };
+      out[i] = acceptedAnswer(r, id, acceptedAt);
     }
     const written = await tx.execute(
       `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
