@@ -1312,6 +1312,16 @@ async function deleteInBatches(store: Store, sql: string, params: SqlValue[], ba
   }
 }
 
+/** Copies the keys of messages about to be deleted into `idempotency_keys` (FROM … to follow). */
+const KEEP_KEYS = `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id,
+    accepted_at, traceparent, expires_at)
+  SELECT source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at`;
+/** A row kept there for the same key (expired: a message has held the key since) is replaced. */
+const KEEP_KEYS_CONFLICT = `ON CONFLICT (source, idempotency_key) DO UPDATE SET
+    request_hash = excluded.request_hash, message_id = excluded.message_id,
+    accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
+    expires_at = excluded.expires_at`;
+
 /**
  * Deletes messages of `status` completed before `cutoff`, `batch` at a time. A key such a message
  * holds that is still inside its window moves to `idempotency_keys` in the same transaction, so
@@ -1336,14 +1346,7 @@ async function purgeMessages(
         `WITH d AS (
            DELETE FROM messages WHERE seq IN (${pick})
            RETURNING source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at),
-         k AS (
-           INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
-           SELECT source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at
-           FROM d WHERE key_expires_at >= ?
-           ON CONFLICT (source, idempotency_key) DO UPDATE SET
-             request_hash = excluded.request_hash, message_id = excluded.message_id,
-             accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
-             expires_at = excluded.expires_at)
+         k AS (${KEEP_KEYS} FROM d WHERE key_expires_at >= ? ${KEEP_KEYS_CONFLICT})
          SELECT key_expires_at FROM d`,
         [cutoff, batch, now],
       );
@@ -1353,13 +1356,8 @@ async function purgeMessages(
         if (seqs.length === 0) return [];
         const list = JSON.stringify(seqs.map((r) => r.seq));
         await tx.execute(
-          `INSERT INTO idempotency_keys (source, idempotency_key, request_hash, message_id, accepted_at, traceparent, expires_at)
-           SELECT source, idempotency_key, request_hash, id, accepted_at, traceparent, key_expires_at
-           FROM messages WHERE seq IN (SELECT value FROM json_each(?)) AND key_expires_at >= ?
-           ON CONFLICT (source, idempotency_key) DO UPDATE SET
-             request_hash = excluded.request_hash, message_id = excluded.message_id,
-             accepted_at = excluded.accepted_at, traceparent = excluded.traceparent,
-             expires_at = excluded.expires_at`,
+          `${KEEP_KEYS} FROM messages
+           WHERE seq IN (SELECT value FROM json_each(?)) AND key_expires_at >= ? ${KEEP_KEYS_CONFLICT}`,
           [list, now],
         );
         return tx.query<{ key_expires_at: number | null }>(
