@@ -391,12 +391,12 @@ void test('the nightly export also runs on its interval once listening', async (
   });
   try {
     await erp.listen();
-    const itemsFile = join(dropDir, 'items-20260102.csv');
-    for (let i = 0; i < 400 && !existsSync(itemsFile); i += 1) {
+    // The export writes the items file, then the stock file: wait for both.
+    const files = ['items-20260102.csv', 'stock-20260102.csv'].map((f) => join(dropDir, f));
+    for (let i = 0; i < 400 && !files.every((f) => existsSync(f)); i += 1) {
       await new Promise((r) => setTimeout(r, 25));
     }
-    assert.ok(existsSync(itemsFile));
-    assert.ok(existsSync(join(dropDir, 'stock-20260102.csv')));
+    for (const f of files) assert.ok(existsSync(f), f);
   } finally {
     await erp.close();
     await rm(dropDir, { recursive: true, force: true });
