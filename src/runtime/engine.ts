@@ -28,6 +28,7 @@ import {
   type Claimed,
   type DeliveryResult,
   type DeliveryRow,
+  type FinishedMessage,
   type MessageRow,
   type PurgeReport,
 } from './queue.js';
@@ -787,7 +788,7 @@ class DurableEngine implements Engine {
       },
     };
     await handler(msg, tx);
-    if (promote) await promoteNextHead(sql, msg.partitionKey);
+    if (promote) await promoteNextHead(sql, { seq: c.row.seq, partitionKey: msg.partitionKey });
     return effects;
   }
 
@@ -815,14 +816,14 @@ class DurableEngine implements Engine {
       // the key's lock.
       const deferPromotion = this.store.dialect === 'sqlite';
       await this.store.transaction(async (sql) => {
-        const finished: string[] = [];
+        const finished: FinishedMessage[] = [];
         for (const c of batch) {
           await sql.execute('SAVEPOINT handler');
           try {
             const effects = await this.runHandler(sql, c, !deferPromotion);
             await sql.execute('RELEASE SAVEPOINT handler');
             outcomes.push({ ok: true, effects });
-            finished.push(c.row.partition_key);
+            finished.push({ seq: c.row.seq, partitionKey: c.row.partition_key });
           } catch (error) {
             await sql.execute('ROLLBACK TO SAVEPOINT handler');
             await sql.execute('RELEASE SAVEPOINT handler');

@@ -180,6 +180,14 @@ interface HeldKey {
 }
 
 /**
+ * SQLite: the seq of a partition key's last queued message, or NULL when it has none (binds the
+ * key). `partition_tails` names each key's last accepted message (kept by triggers); it is still
+ * the last queued one unless it has finished, and then so has every earlier one of its key.
+ */
+const SQLITE_TAIL = `(SELECT q.seq FROM partition_tails t JOIN messages q ON q.seq = t.last_seq AND q.status = 'queued'
+  WHERE t.partition_key = ?)`;
+
+/**
  * Inserts one queued message; with `key`, the message holds its idempotency key, and nothing is
  * inserted (false) when another message already holds it (on PostgreSQL the insert waits for
  * a concurrent transaction holding it to end).
@@ -192,15 +200,20 @@ async function insertMessageRow(
   sealer: PayloadSealer | undefined,
   key: HeldKey | undefined,
 ): Promise<boolean> {
-  // The first queued message of a key is its head (the only claimable one). Callers hold the
-  // key's lock on PostgreSQL (lockPartitionKeys), so this check cannot race a completion.
+  // The first queued message of a key is its head (the only claimable one). On PostgreSQL callers
+  // hold the key's lock (lockPartitionKeys), so this check cannot race a completion; on SQLite
+  // (one writer) nothing interleaves, and the message names the key's last queued one (prev_seq).
+  const pg = tx.dialect === 'postgres';
   const r = await tx.execute(
     `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
        traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
-       key_expires_at, is_head)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?,
-       CASE WHEN EXISTS (SELECT 1 FROM messages q WHERE q.partition_key = ? AND q.status = 'queued')
-         THEN 0 ELSE 1 END)
+       key_expires_at, ${pg ? '' : 'prev_seq, '}is_head)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ${
+       pg
+         ? `CASE WHEN EXISTS (SELECT 1 FROM messages q WHERE q.partition_key = ? AND q.status = 'queued')
+             THEN 0 ELSE 1 END`
+         : `${SQLITE_TAIL}, ${SQLITE_TAIL} IS NULL`
+     })
      ON CONFLICT (source, idempotency_key) WHERE key_expires_at IS NOT NULL DO NOTHING`,
     [
       id,
@@ -216,7 +229,7 @@ async function insertMessageRow(
       m.replayCount ?? 0,
       key?.requestHash ?? null,
       key?.expiresAt ?? null,
-      m.partitionKey,
+      ...(pg ? [m.partitionKey] : [m.partitionKey, m.partitionKey]),
     ],
   );
   return r.changes > 0;
@@ -237,11 +250,30 @@ export async function insertMessage(
   return id;
 }
 
+/** A message that left the queue (done or dead), whose key's next queued message is to lead. */
+export interface FinishedMessage {
+  seq: number;
+  partitionKey: string;
+}
+
 /**
- * After a key's head finished (done or dead), its next queued message becomes the head. Takes
- * the key's lock on PostgreSQL so an accept of the same key cannot slip between.
+ * After a key's head finished (done or dead), its next queued message becomes the head: on
+ * SQLite the one naming it as `prev_seq`; on PostgreSQL the key's first queued message, under the
+ * key's lock so an accept of the same key cannot slip between.
  */
-export async function promoteNextHead(tx: SqlRunner, partitionKey: string): Promise<void> {
+export async function promoteNextHead(tx: SqlRunner, finished: FinishedMessage): Promise<void> {
+  if (tx.dialect === 'postgres') {
+    await promoteFirstQueued(tx, finished.partitionKey);
+    return;
+  }
+  await tx.execute(
+    "UPDATE messages SET is_head = 1 WHERE prev_seq = ? AND status = 'queued' AND is_head = 0",
+    [finished.seq],
+  );
+}
+
+/** PostgreSQL: the first queued message of a key becomes its head (taking the key's lock). */
+async function promoteFirstQueued(tx: SqlRunner, partitionKey: string): Promise<void> {
   await lockPartitionKeys(tx, [partitionKey]);
   await tx.execute(
     `UPDATE messages SET is_head = 1
@@ -252,21 +284,22 @@ export async function promoteNextHead(tx: SqlRunner, partitionKey: string): Prom
 }
 
 /**
- * promoteNextHead for many keys in one statement. Only where nothing can interleave (SQLite's
- * one writer); on PostgreSQL use promoteNextHead, which takes each key's lock.
+ * promoteNextHead for many finished messages; on SQLite in one statement (one writer, nothing
+ * can interleave).
  */
-export async function promoteNextHeads(tx: SqlRunner, partitionKeys: string[]): Promise<void> {
-  if (partitionKeys.length === 0) return;
+export async function promoteNextHeads(
+  tx: SqlRunner,
+  finished: readonly FinishedMessage[],
+): Promise<void> {
+  if (finished.length === 0) return;
   if (tx.dialect === 'postgres') {
-    for (const k of partitionKeys) await promoteNextHead(tx, k);
+    for (const f of finished) await promoteFirstQueued(tx, f.partitionKey);
     return;
   }
   await tx.execute(
     `UPDATE messages SET is_head = 1
-     WHERE is_head = 0 AND seq IN (
-       SELECT (SELECT MIN(m.seq) FROM messages m WHERE m.partition_key = k.value AND m.status = 'queued')
-       FROM json_each(?) AS k)`,
-    [JSON.stringify([...new Set(partitionKeys)])],
+     WHERE prev_seq IN (SELECT value FROM json_each(?)) AND status = 'queued' AND is_head = 0`,
+    [JSON.stringify(finished.map((f) => f.seq))],
   );
 }
 
@@ -372,7 +405,7 @@ async function acceptBatchPostgres(
       // message of each such key becomes head if it is not (the keys' locks are held).
       const lost = new Set<string>();
       for (const f of fresh) if (!inserted.has(f.id as string)) lost.add(f.pk as string);
-      for (const pk of lost) await promoteNextHead(tx, pk);
+      for (const pk of lost) await promoteFirstQueued(tx, pk);
     }
   }
   // Known keys, keys repeated in the batch and refused deferrable requests are answered one by
@@ -410,12 +443,12 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 
 /**
  * SQLite (one writer, so nothing can interleave inside the transaction): one statement finds the
- * partition keys that already have a queued message (for the head mark) and whether
- * `idempotency_keys` keeps any key at all; one multi-row insert writes the messages, which hold
- * their idempotency keys, skipping (`ON CONFLICT DO NOTHING`) any whose key a message holds
- * already. Only when the table keeps keys are the batch's keys looked up there first. A request
- * whose key is kept already (a duplicate, a conflict or an expired key) is handled one by one
- * afterwards.
+ * last queued message of each of the batch's partition keys (the new messages' `prev_seq`, and
+ * the head mark where there is none) and whether `idempotency_keys` keeps any key at all; one
+ * multi-row insert writes the messages, which hold their idempotency keys, skipping (`ON
+ * CONFLICT DO NOTHING`) any whose key a message holds already. Only when the table keeps keys
+ * are the batch's keys looked up there first. A request whose key is kept already (a duplicate,
+ * a conflict or an expired key) is handled one by one afterwards.
  */
 async function acceptBatchSqlite(
   tx: SqlRunner,
@@ -436,18 +469,24 @@ async function acceptBatchSqlite(
     fresh.push(i);
   });
   if (fresh.length === 0) return acceptOneByOne(tx, reqs, opts, out, later);
-  // EXISTS stops at the first queued message of a key (a DISTINCT would walk all of them).
-  const rows = await tx.query<{ partition_key: string | null }>(
-    `SELECT k.value AS partition_key FROM json_each(?) AS k
-     WHERE EXISTS (SELECT 1 FROM messages m WHERE m.partition_key = k.value AND m.status = 'queued')
-     UNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM idempotency_keys)`,
+  // Rows of kind 0: a key's last queued message; 1: idempotency_keys is not empty; 2: the last
+  // seq given (the batch's messages are numbered from it, so each can name the one before it).
+  const rows = await tx.query<{ kind: number; partition_key: string | null; seq: number }>(
+    `SELECT 0 AS kind, t.partition_key, t.last_seq AS seq FROM json_each(?) AS k
+       JOIN partition_tails t ON t.partition_key = k.value
+       JOIN messages q ON q.seq = t.last_seq AND q.status = 'queued'
+     UNION ALL SELECT 1, NULL, 0 WHERE EXISTS (SELECT 1 FROM idempotency_keys)
+     UNION ALL SELECT 2, NULL, seq FROM sqlite_sequence WHERE name = 'messages'`,
     [JSON.stringify([...new Set(fresh.map((i) => reqs[i]!.partitionKey))])],
   );
-  const busy = new Set<string>();
+  /** Each partition key's last queued message before this batch. */
+  const before = new Map<string, number>();
   let keptKeys = false;
+  let seq = 0;
   for (const row of rows) {
-    if (row.partition_key === null) keptKeys = true;
-    else busy.add(row.partition_key);
+    if (row.kind === 0) before.set(row.partition_key!, Number(row.seq));
+    else if (row.kind === 1) keptKeys = true;
+    else seq = Number(row.seq);
   }
   if (keptKeys) {
     const bySource = new Map<string, number[]>();
@@ -472,20 +511,24 @@ async function acceptBatchSqlite(
   }
   const acceptedAt = iso(opts.now);
   const keyExpiresAt = opts.now + opts.idempotencyWindowMs;
-  /** Rows of statements that inserted fewer rows than they were given. */
-  const unsure: { i: number; id: string }[] = [];
+  /** The last message of each key so far, this batch's included. */
+  const tail = new Map(before);
+  /** The batch's new messages, in request order, with the one each was queued behind. */
+  const written: { i: number; seq: number; prev: number | null }[] = [];
+  let short = false;
   for (const part of chunks(fresh, SQLITE_ROWS_PER_STATEMENT)) {
     const params: SqlValue[] = [];
-    const ids: { i: number; id: string }[] = [];
     for (const i of part) {
       const r = reqs[i]!;
       const id = timeOrderedId(opts.now);
-      ids.push({ i, id });
       // A message is born head when no queued message of its key exists (nor an earlier one in
-      // this batch).
-      const head = !busy.has(r.partitionKey);
-      busy.add(r.partitionKey);
+      // this batch); otherwise it names the one before it.
+      const prev = tail.get(r.partitionKey) ?? null;
+      seq++;
+      tail.set(r.partitionKey, seq);
+      written.push({ i, seq, prev });
       params.push(
+        seq,
         id,
         r.source,
         r.idempotencyKey,
@@ -498,41 +541,66 @@ async function acceptBatchSqlite(
         opts.now,
         r.requestHash,
         keyExpiresAt,
-        head ? 1 : 0,
+        prev,
+        prev === null ? 1 : 0,
       );
       out[i] = acceptedAnswer(r, id, acceptedAt);
     }
-    const written = await tx.execute(
-      `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority, payload,
-         traceparent, status, attempts, available_at, accepted_at, replay_count, request_hash,
-         key_expires_at, is_head)
-       VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?, ?, ?)").join(', ')}
+    const inserted = await tx.execute(
+      `INSERT INTO messages (seq, id, source, idempotency_key, type, partition_key, priority,
+         payload, traceparent, status, attempts, available_at, accepted_at, replay_count,
+         request_hash, key_expires_at, prev_seq, is_head)
+       VALUES ${new Array<string>(part.length).fill("(?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?, ?, ?, ?)").join(', ')}
        ON CONFLICT (source, idempotency_key) WHERE key_expires_at IS NOT NULL DO NOTHING`,
       params,
     );
-    if (written.changes < part.length) unsure.push(...ids);
+    if (inserted.changes < part.length) short = true;
   }
-  if (unsure.length > 0) {
-    // Some keys are held by messages already: those requests were not inserted. A head mark one
-    // of them was given goes to the first queued message of its partition key.
-    const present = new Set(
-      (
-        await tx.query<{ id: string }>(
-          'SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))',
-          [JSON.stringify(unsure.map((u) => u.id))],
-        )
-      ).map((row) => row.id),
-    );
-    const lost = new Set<string>();
-    for (const u of unsure) {
-      if (present.has(u.id)) continue;
-      out[u.i] = undefined;
-      later.push(u.i);
-      lost.add(reqs[u.i]!.partitionKey);
-    }
-    await promoteNextHeads(tx, [...lost]);
-  }
+  if (short) await relinkAfterConflicts(tx, reqs, written, before, out, later);
   return acceptOneByOne(tx, reqs, opts, out, later);
+}
+
+/**
+ * Some of a batch's messages were not inserted: their keys are held by messages already (those
+ * requests are answered one by one afterwards). The messages queued behind one of them in the
+ * batch are linked again to the one truly before them, or made head when there is none.
+ */
+async function relinkAfterConflicts(
+  tx: SqlRunner,
+  reqs: readonly AcceptRequest[],
+  written: readonly { i: number; seq: number; prev: number | null }[],
+  before: ReadonlyMap<string, number>,
+  out: (AcceptResult | undefined)[],
+  later: number[],
+): Promise<void> {
+  const present = new Set(
+    (
+      await tx.query<{ seq: number }>(
+        'SELECT seq FROM messages WHERE seq IN (SELECT value FROM json_each(?))',
+        [JSON.stringify(written.map((w) => w.seq))],
+      )
+    ).map((row) => Number(row.seq)),
+  );
+  const lostKeys = new Set<string>();
+  for (const w of written) {
+    if (present.has(w.seq)) continue;
+    out[w.i] = undefined;
+    later.push(w.i);
+    lostKeys.add(reqs[w.i]!.partitionKey);
+  }
+  const tail = new Map(before);
+  for (const w of written) {
+    const key = reqs[w.i]!.partitionKey;
+    if (!lostKeys.has(key) || !present.has(w.seq)) continue;
+    const prev = tail.get(key) ?? null;
+    tail.set(key, w.seq);
+    if (prev === w.prev) continue;
+    await tx.execute('UPDATE messages SET prev_seq = ?, is_head = ? WHERE seq = ?', [
+      prev,
+      prev === null ? 1 : 0,
+      w.seq,
+    ]);
+  }
 }
 
 /**
@@ -723,7 +791,7 @@ export async function completeMessage(
   now: number,
 ): Promise<void> {
   await markMessageDone(tx, claimed.row.id, claimed.leaseToken, now);
-  await promoteNextHead(tx, claimed.row.partition_key);
+  await promoteNextHead(tx, { seq: claimed.row.seq, partitionKey: claimed.row.partition_key });
 }
 
 /**
@@ -876,7 +944,7 @@ export async function failMessage(
       error: f.error,
     });
     if (dead) {
-      await promoteNextHead(tx, row.partition_key);
+      await promoteNextHead(tx, { seq: row.seq, partitionKey: row.partition_key });
       await writeDeadLetter(tx, {
         id: row.id,
         kind: 'message',
@@ -1415,12 +1483,17 @@ export async function purgeExpired(
     [dlCutoff],
     w.batch,
   );
-  // Safety net: a queued message with no earlier queued message of its key is a head.
+  // Safety net: a queued message with no earlier queued message of its key is a head (on SQLite:
+  // whose prev_seq names no queued message; a queued message without one is born head).
   const heads = await store.execute(
-    `UPDATE messages SET is_head = 1
-     WHERE status = 'queued' AND is_head = 0 AND NOT EXISTS (
-       SELECT 1 FROM messages p
-       WHERE p.partition_key = messages.partition_key AND p.status = 'queued' AND p.seq < messages.seq)`,
+    store.dialect === 'postgres'
+      ? `UPDATE messages SET is_head = 1
+         WHERE status = 'queued' AND is_head = 0 AND NOT EXISTS (
+           SELECT 1 FROM messages p
+           WHERE p.partition_key = messages.partition_key AND p.status = 'queued' AND p.seq < messages.seq)`
+      : `UPDATE messages SET is_head = 1
+         WHERE status = 'queued' AND prev_seq IS NOT NULL AND is_head = 0 AND NOT EXISTS (
+           SELECT 1 FROM messages p WHERE p.seq = messages.prev_seq AND p.status = 'queued')`,
   );
   // Keys kept in the table past their expiry; keys held by messages expire with them (above) or
   // are let go when a request reuses them.

@@ -122,6 +122,32 @@ ALTER TABLE messages ADD COLUMN key_expires_at INTEGER;
 CREATE UNIQUE INDEX messages_idempotency ON messages (source, idempotency_key)
   WHERE key_expires_at IS NOT NULL`,
   },
+  {
+    // SQLite only (ADR 0007): each queued message names the one queued before it in its key
+    // (prev_seq, indexed), and partition_tails the last one of each key, so accepting and
+    // promoting write near the end of indexes in sequence order instead of one random leaf of a
+    // (partition_key, seq) index per message. Triggers keep the tails with every insert and
+    // delete of a message.
+    version: 4,
+    name: 'per-key chain: prev_seq and partition_tails instead of the (partition_key, seq) index',
+    sql: `
+ALTER TABLE messages ADD COLUMN prev_seq INTEGER;
+UPDATE messages SET prev_seq = (
+  SELECT MAX(p.seq) FROM messages p
+  WHERE p.partition_key = messages.partition_key AND p.status = 'queued' AND p.seq < messages.seq)
+WHERE status = 'queued' AND is_head = 0;
+UPDATE messages SET is_head = 1 WHERE status = 'queued' AND is_head = 0 AND prev_seq IS NULL;
+CREATE TABLE partition_tails (
+  partition_key TEXT PRIMARY KEY,
+  last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO partition_tails (partition_key, last_seq)
+  SELECT partition_key, MAX(seq) FROM messages WHERE status = 'queued' GROUP BY partition_key;
+CREATE INDEX messages_next ON messages (prev_seq) WHERE status = 'queued' AND prev_seq IS NOT NULL;
+DROP INDEX messages_key_head;
+CREATE TRIGGER messages_tail AFTER INSERT ON messages BEGIN INSERT INTO partition_tails (partition_key, last_seq) VALUES (NEW.partition_key, NEW.seq) ON CONFLICT (partition_key) DO UPDATE SET last_seq = excluded.last_seq; END;
+CREATE TRIGGER messages_tail_gone AFTER DELETE ON messages BEGIN DELETE FROM partition_tails WHERE partition_key = OLD.partition_key AND last_seq = OLD.seq; END`,
+  },
 ];
 
 const postgres: Migration[] = [

@@ -547,11 +547,18 @@ for (const backend of BACKENDS) {
           Number((await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM messages'))[0]?.n),
           0,
         );
+        // SQLite's per-key tails go with their messages (the table does not grow either).
+        const tails = async () =>
+          (await store.query<{ k: string }>('SELECT partition_key AS k FROM partition_tails')).map(
+            (t) => t.k,
+          );
+        if (store.dialect === 'sqlite') assert.deepEqual(await tails(), []);
         // The key expired: the same key is a new message now.
         assert.equal((await engine.accept(r)).outcome, 'accepted');
         // An unexpired key and a queued message survive a purge.
         const again = await engine.purge();
         assert.equal(again.messages, 0);
+        if (store.dialect === 'sqlite') assert.deepEqual(await tails(), [r.partitionKey]);
         assert.equal((await engine.accept(r)).outcome, 'duplicate');
       }));
 
@@ -675,6 +682,105 @@ for (const backend of BACKENDS) {
         await engine.stop();
         assert.deepEqual(handled, [done.messageId, next.messageId]);
       }));
+
+    test('a duplicate amid new messages of its key in a group commit leaves them queued in order', () =>
+      run(async (store) => {
+        const engine = engineOn(store);
+        const handled: string[] = [];
+        engine.registerHandler('thing.created', async (msg) => {
+          handled.push(msg.id);
+        });
+        const first = req({ partitionKey: 'order-8' });
+        const held = await engine.accept(first);
+        // One group commit: a new message, the duplicate of the queued one, another new one, all
+        // of the same key. The last must queue behind the first new one, not behind the
+        // duplicate that was never written.
+        const [a, dup, b] = await Promise.all([
+          engine.accept(req({ partitionKey: 'order-8' })),
+          engine.accept({ ...first }),
+          engine.accept(req({ partitionKey: 'order-8' })),
+        ]);
+        assert.equal(dup.outcome, 'duplicate');
+        assert.ok(held.outcome === 'accepted' && a.outcome === 'accepted');
+        assert.ok(b.outcome === 'accepted');
+        const heads = await store.query<{ id: string }>(
+          "SELECT id FROM messages WHERE partition_key = 'order-8' AND status = 'queued' AND is_head = 1",
+        );
+        assert.deepEqual(
+          heads.map((h) => h.id),
+          [held.messageId],
+        );
+        engine.start();
+        await waitFor('processed', () => engine.counters.processed === 3);
+        await engine.stop();
+        assert.deepEqual(handled, [held.messageId, a.messageId, b.messageId]);
+      }));
+
+    // The per-key chain is SQLite's (ADR 0007): PostgreSQL has no migration 4.
+    if (backend.name !== 'postgres')
+      test('migration 4 (SQLite) chains the messages a database holds queued already', () =>
+        run(async (store, database) => {
+          // Back to the tables before migration 4 ...
+          for (const sql of [
+            'DROP TRIGGER messages_tail',
+            'DROP TRIGGER messages_tail_gone',
+            'DROP TABLE partition_tails',
+            'DROP INDEX messages_next',
+            'ALTER TABLE messages DROP COLUMN prev_seq',
+            "CREATE INDEX messages_key_head ON messages (partition_key, seq) WHERE status = 'queued'",
+            'DELETE FROM schema_migrations WHERE version = 4',
+          ]) {
+            await store.execute(sql);
+          }
+          // ... holding queued messages the way they were accepted then: three of one key (the
+          // first its head), one finished of another key, and one whose head mark was lost.
+          const now = Date.now();
+          const rows: [string, string, string, number][] = [
+            ['m-1', 'p-chain', 'queued', 1],
+            ['d-1', 'p-done', 'done', 0],
+            ['m-2', 'p-chain', 'queued', 0],
+            ['o-1', 'p-orphan', 'queued', 0],
+            ['m-3', 'p-chain', 'queued', 0],
+          ];
+          for (const [id, key, status, head] of rows) {
+            await store.execute(
+              `INSERT INTO messages (id, source, idempotency_key, type, partition_key, priority,
+               payload, traceparent, status, attempts, available_at, accepted_at, replay_count,
+               is_head)
+             VALUES (?, 'test', ?, 'thing.created', ?, 1, '{}', NULL, ?, 0, ?, ?, 0, ?)`,
+              [id, `key-${id}`, key, status, now, now, head],
+            );
+          }
+          const reopened = await database.open();
+          try {
+            const status = await reopened.migrations();
+            assert.ok(status.find((m) => m.version === 4)?.appliedAt);
+            const engine = engineOn(reopened);
+            const handled: string[] = [];
+            engine.registerHandler('thing.created', async (msg) => {
+              handled.push(msg.id);
+            });
+            const next = await engine.accept(req({ partitionKey: 'p-chain' }));
+            const other = await engine.accept(req({ partitionKey: 'p-done' }));
+            assert.ok(next.outcome === 'accepted' && other.outcome === 'accepted');
+            const heads = await reopened.query<{ id: string }>(
+              "SELECT id FROM messages WHERE status = 'queued' AND is_head = 1 ORDER BY seq",
+            );
+            assert.deepEqual(
+              heads.map((h) => h.id),
+              ['m-1', 'o-1', other.messageId],
+            );
+            engine.start();
+            await waitFor('processed', () => engine.counters.processed === 6);
+            await engine.stop();
+            assert.deepEqual(
+              handled.filter((id) => id === next.messageId || id.startsWith('m-')),
+              ['m-1', 'm-2', 'm-3', next.messageId],
+            );
+          } finally {
+            await reopened.close();
+          }
+        }));
 
     test('keys kept in idempotency_keys (accepted before migration 3) still answer', () =>
       run(async (store) => {
