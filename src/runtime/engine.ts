@@ -506,7 +506,8 @@ class DurableEngine implements Engine {
         }
       }
     }
-    let accepted = false;
+    // Every caller is answered first; listeners of `accepted` hear of it after.
+    const accepted: EngineEvents['accepted'][0][] = [];
     batch.forEach((b, i) => {
       const r = results[i]!;
       if (r instanceof Error) {
@@ -515,9 +516,8 @@ class DurableEngine implements Engine {
       }
       switch (r.outcome) {
         case 'accepted':
-          accepted = true;
           this.counters.accepted++;
-          this.events.emit('accepted', {
+          accepted.push({
             messageId: r.messageId,
             type: b.req.type,
             priority: b.req.priority,
@@ -536,7 +536,13 @@ class DurableEngine implements Engine {
       }
       b.resolve(r);
     });
-    if (accepted) this.messageWaker.wake();
+    if (accepted.length === 0) return;
+    this.messageWaker.wake();
+    try {
+      for (const e of accepted) this.events.emit('accepted', e);
+    } catch (err) {
+      this.reportError('accepted listener', err);
+    }
   }
 
   private maybeRefreshBacklog(): void {

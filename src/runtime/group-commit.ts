@@ -1,7 +1,12 @@
 // Group commit: work items (accepts, delivery outcomes) gathered into batches, each written by
 // one store transaction, so concurrent callers share one commit and one fsync.
 
-export interface GroupCommitOptions<T> {
+/** An item whose caller waits for its commit. */
+export interface GroupItem {
+  reject(e: unknown): void;
+}
+
+export interface GroupCommitOptions<T extends GroupItem> {
   /** Items per batch at most. */
   maxBatch: number;
   /** Batches being committed at once at most. */
@@ -11,7 +16,10 @@ export interface GroupCommitOptions<T> {
    * brings some (0: the batch is what the first turn gathered).
    */
   gatherMs: number;
-  /** Writes one batch (settling each item's own promise). */
+  /**
+   * Writes one batch, settling each item's own promise. Should it reject, every item of the
+   * batch is rejected with its error (an item settled already stays as it was).
+   */
   commit(batch: T[]): Promise<void>;
 }
 
@@ -23,7 +31,7 @@ export interface GroupCommitOptions<T> {
  * one commit of what would otherwise be two halves: fewer commits, fsyncs and index page writes
  * per item. A lone item is committed in the first turn.
  */
-export class GroupCommit<T> {
+export class GroupCommit<T extends GroupItem> {
   private pending: T[] = [];
   private scheduled = false;
   /** The forming batch's size at the last look, and when it stops waiting for more. */
@@ -39,10 +47,15 @@ export class GroupCommit<T> {
     this.schedule();
   }
 
-  /** Starts commits for everything still gathering, and waits for every commit under way. */
+  /**
+   * Starts commits for everything still gathering, and waits for every commit under way,
+   * including those of items added meanwhile.
+   */
   async drain(): Promise<void> {
-    while (this.pending.length > 0) this.start();
-    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+    while (this.pending.length > 0 || this.running.size > 0) {
+      while (this.pending.length > 0) this.start();
+      await Promise.allSettled([...this.running]);
+    }
   }
 
   private schedule(): void {
@@ -75,10 +88,15 @@ export class GroupCommit<T> {
   private start(): void {
     const batch = this.pending.splice(0, this.opts.maxBatch);
     if (batch.length === 0) return;
-    const p = this.opts.commit(batch).finally(() => {
-      this.running.delete(p);
-      this.schedule();
-    });
+    const p = this.opts
+      .commit(batch)
+      .catch((err: unknown) => {
+        for (const item of batch) item.reject(err);
+      })
+      .finally(() => {
+        this.running.delete(p);
+        this.schedule();
+      });
     this.running.add(p);
   }
 }

@@ -2,17 +2,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GroupCommit } from '../../src/runtime/group-commit.js';
+import { createEngine } from '../../src/runtime/engine.js';
+import { openStore } from '../../src/store/index.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
+interface Item {
+  n: number;
+  reject(e: unknown): void;
+}
+const item = (n: number): Item => ({ n, reject: () => undefined });
+
 function recorder(over: { maxBatch?: number; maxInFlight?: number; gatherMs?: number } = {}) {
   const batches: number[][] = [];
-  const group = new GroupCommit<number>({
+  const group = new GroupCommit<Item>({
     maxBatch: over.maxBatch ?? 100,
     maxInFlight: over.maxInFlight ?? 4,
     gatherMs: over.gatherMs ?? 1000,
     commit: async (batch) => {
-      batches.push(batch);
+      batches.push(batch.map((i) => i.n));
       await turn();
     },
   });
@@ -21,17 +29,17 @@ function recorder(over: { maxBatch?: number; maxInFlight?: number; gatherMs?: nu
 
 test('a lone item is committed in the first turn', async () => {
   const { batches, group } = recorder();
-  group.add(1);
+  group.add(item(1));
   await turn();
   assert.deepEqual(batches, [[1]]);
 });
 
 test('while each turn brings more, the batch waits; the first quiet turn commits it', async () => {
   const { batches, group } = recorder();
-  group.add(1);
-  group.add(2);
+  group.add(item(1));
+  group.add(item(2));
   await turn();
-  group.add(3);
+  group.add(item(3));
   await turn();
   assert.deepEqual(batches, []);
   await turn();
@@ -40,10 +48,10 @@ test('while each turn brings more, the batch waits; the first quiet turn commits
 
 test('without a gathering window each turn commits what it gathered', async () => {
   const { batches, group } = recorder({ gatherMs: 0 });
-  group.add(1);
-  group.add(2);
+  group.add(item(1));
+  group.add(item(2));
   await turn();
-  group.add(3);
+  group.add(item(3));
   await turn();
   await turn();
   assert.deepEqual(batches, [[1, 2], [3]]);
@@ -51,7 +59,7 @@ test('without a gathering window each turn commits what it gathered', async () =
 
 test('a full batch is committed at once, the rest in its own batch', async () => {
   const { batches, group } = recorder({ maxBatch: 3 });
-  for (let i = 1; i <= 5; i++) group.add(i);
+  for (let i = 1; i <= 5; i++) group.add(item(i));
   assert.deepEqual(batches, [[1, 2, 3]]);
   await turn();
   await turn();
@@ -64,7 +72,7 @@ test('a full batch is committed at once, the rest in its own batch', async () =>
 test('drain commits what is still gathering and waits for every commit', async () => {
   const { batches, group } = recorder({ maxBatch: 2 });
   let done = 0;
-  const slow = new GroupCommit<number>({
+  const slow = new GroupCommit<Item>({
     maxBatch: 10,
     maxInFlight: 1,
     gatherMs: 1000,
@@ -73,12 +81,94 @@ test('drain commits what is still gathering and waits for every commit', async (
       done++;
     },
   });
-  slow.add(1);
+  slow.add(item(1));
   await slow.drain();
   assert.equal(done, 1);
-  group.add(1);
-  group.add(2);
-  group.add(3);
+  group.add(item(1));
+  group.add(item(2));
+  group.add(item(3));
   await group.drain();
   assert.deepEqual(batches, [[1, 2], [3]]);
+});
+
+test('drain also commits items added while it waits for a commit', async () => {
+  const batches: number[][] = [];
+  let late = false;
+  const group = new GroupCommit<Item>({
+    maxBatch: 10,
+    maxInFlight: 1,
+    gatherMs: 1000,
+    commit: async (batch) => {
+      batches.push(batch.map((i) => i.n));
+      await new Promise((r) => setTimeout(r, 20));
+      // A caller adds one more while the first commit runs (as an accept can during stop).
+      if (!late) {
+        late = true;
+        group.add(item(2));
+      }
+    },
+  });
+  group.add(item(1));
+  await group.drain();
+  assert.deepEqual(batches, [[1], [2]]);
+});
+
+test('a commit that rejects rejects each item of its batch; later batches still commit', async () => {
+  const batches: number[][] = [];
+  const refused: [number, string][] = [];
+  const group = new GroupCommit<Item>({
+    maxBatch: 2,
+    maxInFlight: 1,
+    gatherMs: 0,
+    commit: async (batch) => {
+      batches.push(batch.map((i) => i.n));
+      if (batch.some((i) => i.n === 1)) throw new Error('store gone');
+    },
+  });
+  const failing = (n: number): Item => ({
+    n,
+    reject: (e) => refused.push([n, (e as Error).message]),
+  });
+  group.add(failing(1));
+  group.add(failing(2));
+  group.add(failing(3));
+  await group.drain();
+  assert.deepEqual(batches, [[1, 2], [3]]);
+  assert.deepEqual(refused, [
+    [1, 'store gone'],
+    [2, 'store gone'],
+  ]);
+});
+
+test('an accepted listener that throws fails no accept of its group commit', async () => {
+  const store = await openStore('sqlite::memory:');
+  const engine = createEngine({ store });
+  const errors: string[] = [];
+  engine.events.on('accepted', () => {
+    throw new Error('listener bug');
+  });
+  engine.events.on('error', (e) => errors.push(e.where));
+  try {
+    const answers = await Promise.all(
+      [1, 2, 3].map((n) =>
+        engine.accept({
+          source: 'test',
+          idempotencyKey: `k-${n}`,
+          requestHash: 'h',
+          type: 'thing.created',
+          partitionKey: 'p',
+          priority: 'standard',
+          payload: { n },
+        }),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((a) => a.outcome),
+      ['accepted', 'accepted', 'accepted'],
+    );
+    assert.deepEqual(errors, ['accepted listener']);
+  } finally {
+    await engine.stop();
+    await store.close();
+  }
 });
