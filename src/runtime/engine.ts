@@ -428,7 +428,7 @@ class DurableEngine implements Engine {
   private afterReplay(results: ReplayResult[]): void {
     for (const r of results) {
       this.counters.replayed++;
-      this.events.emit('replayed', r);
+      this.notify('replayed', r);
     }
     if (results.length > 0) {
       this.messageWaker.wake();
@@ -538,11 +538,7 @@ class DurableEngine implements Engine {
     });
     if (accepted.length === 0) return;
     this.messageWaker.wake();
-    try {
-      for (const e of accepted) this.events.emit('accepted', e);
-    } catch (err) {
-      this.reportError('accepted listener', err);
-    }
+    for (const e of accepted) this.notify('accepted', e);
   }
 
   private maybeRefreshBacklog(): void {
@@ -676,6 +672,21 @@ class DurableEngine implements Engine {
       return this.gate?.status?.(destination);
     } catch {
       return undefined;
+    }
+  }
+
+  /**
+   * Tells the listeners of an event. A listener that throws is reported as an engine error; it
+   * never fails or interrupts the work the event reports.
+   */
+  private notify<K extends Exclude<keyof EngineEvents, 'error'>>(
+    name: K,
+    event: EngineEvents[K][0],
+  ): void {
+    try {
+      (this.events as EventEmitter).emit(name, event);
+    } catch (err) {
+      this.reportError(`${name} listener`, err);
     }
   }
 
@@ -852,7 +863,7 @@ class DurableEngine implements Engine {
 
   private handlerSucceeded(c: Claimed<MessageRow>, effects: HandlerEffects): void {
     this.counters.processed++;
-    this.events.emit('processed', {
+    this.notify('processed', {
       messageId: c.row.id,
       type: c.row.type,
       priority: priorityOf(c.row.priority),
@@ -921,7 +932,7 @@ class DurableEngine implements Engine {
       });
       if (r === 'retry') {
         this.counters.retried++;
-        this.events.emit('retried', {
+        this.notify('retried', {
           kind: 'message',
           id: c.row.id,
           afterMs: retryAfterMs ?? 0,
@@ -929,7 +940,7 @@ class DurableEngine implements Engine {
         });
       } else if (r === 'dead') {
         this.counters.deadLettered++;
-        this.events.emit('dead-lettered', {
+        this.notify('dead-lettered', {
           kind: 'message',
           id: c.row.id,
           type: c.row.type,
@@ -1109,7 +1120,7 @@ class DurableEngine implements Engine {
     switch (result.kind) {
       case 'delivered':
         this.counters.delivered++;
-        this.events.emit('delivered', {
+        this.notify('delivered', {
           deliveryId: delivery.id,
           destination: delivery.destination,
           priority: delivery.priority,
@@ -1120,7 +1131,7 @@ class DurableEngine implements Engine {
         break;
       case 'retry':
         this.counters.retried++;
-        this.events.emit('retried', {
+        this.notify('retried', {
           kind: 'delivery',
           id: delivery.id,
           destination: delivery.destination,
@@ -1130,7 +1141,7 @@ class DurableEngine implements Engine {
         break;
       case 'dead':
         this.counters.deadLettered++;
-        this.events.emit('dead-lettered', {
+        this.notify('dead-lettered', {
           kind: 'delivery',
           id: delivery.id,
           destination: delivery.destination,
@@ -1140,7 +1151,7 @@ class DurableEngine implements Engine {
       case 'postpone':
         if (result.why === 'circuit-open') {
           this.counters.circuitOpenSkips++;
-          this.events.emit('circuit-open', {
+          this.notify('circuit-open', {
             destination: delivery.destination,
             deliveryId: delivery.id,
           });
@@ -1164,7 +1175,7 @@ class DurableEngine implements Engine {
     }
     if (result.kind === 'dead') {
       this.counters.deadLettered++;
-      this.events.emit('dead-lettered', {
+      this.notify('dead-lettered', {
         kind: 'delivery',
         id: c.row.id,
         destination: c.row.destination,
@@ -1172,7 +1183,7 @@ class DurableEngine implements Engine {
       });
     } else {
       this.counters.retried++;
-      this.events.emit('retried', {
+      this.notify('retried', {
         kind: 'delivery',
         id: c.row.id,
         destination: c.row.destination,
@@ -1273,7 +1284,7 @@ class DurableEngine implements Engine {
       Date.now(),
     );
     this.counters.purged += r.messages + r.deliveries + r.idempotencyKeys + r.deadLetters;
-    this.events.emit('purged', r);
+    this.notify('purged', r);
     return r;
   }
 }

@@ -2,8 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GroupCommit } from '../../src/runtime/group-commit.js';
-import { createEngine } from '../../src/runtime/engine.js';
-import { openStore } from '../../src/store/index.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -138,37 +136,4 @@ test('a commit that rejects rejects each item of its batch; later batches still 
     [1, 'store gone'],
     [2, 'store gone'],
   ]);
-});
-
-test('an accepted listener that throws fails no accept of its group commit', async () => {
-  const store = await openStore('sqlite::memory:');
-  const engine = createEngine({ store });
-  const errors: string[] = [];
-  engine.events.on('accepted', () => {
-    throw new Error('listener bug');
-  });
-  engine.events.on('error', (e) => errors.push(e.where));
-  try {
-    const answers = await Promise.all(
-      [1, 2, 3].map((n) =>
-        engine.accept({
-          source: 'test',
-          idempotencyKey: `k-${n}`,
-          requestHash: 'h',
-          type: 'thing.created',
-          partitionKey: 'p',
-          priority: 'standard',
-          payload: { n },
-        }),
-      ),
-    );
-    assert.deepEqual(
-      answers.map((a) => a.outcome),
-      ['accepted', 'accepted', 'accepted'],
-    );
-    assert.deepEqual(errors, ['accepted listener']);
-  } finally {
-    await engine.stop();
-    await store.close();
-  }
 });
