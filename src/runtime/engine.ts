@@ -805,7 +805,7 @@ class DurableEngine implements Engine {
       },
     };
     await handler(msg, tx);
-    if (promote) await promoteNextHead(sql, { seq: c.row.seq, partitionKey: msg.partitionKey });
+    if (promote) await promoteNextHead(sql, c.row);
     return effects;
   }
 
@@ -840,7 +840,7 @@ class DurableEngine implements Engine {
             const effects = await this.runHandler(sql, c, !deferPromotion);
             await sql.execute('RELEASE SAVEPOINT handler');
             outcomes.push({ ok: true, effects });
-            finished.push({ seq: c.row.seq, partitionKey: c.row.partition_key });
+            finished.push(c.row);
           } catch (error) {
             await sql.execute('ROLLBACK TO SAVEPOINT handler');
             await sql.execute('RELEASE SAVEPOINT handler');

@@ -251,10 +251,7 @@ export async function insertMessage(
 }
 
 /** A message that left the queue (done or dead), whose key's next queued message is to lead. */
-export interface FinishedMessage {
-  seq: number;
-  partitionKey: string;
-}
+export type FinishedMessage = Pick<MessageRow, 'seq' | 'partition_key'>;
 
 /**
  * After a key's head finished (done or dead), its next queued message becomes the head: on
@@ -262,14 +259,7 @@ export interface FinishedMessage {
  * key's lock so an accept of the same key cannot slip between.
  */
 export async function promoteNextHead(tx: SqlRunner, finished: FinishedMessage): Promise<void> {
-  if (tx.dialect === 'postgres') {
-    await promoteFirstQueued(tx, finished.partitionKey);
-    return;
-  }
-  await tx.execute(
-    "UPDATE messages SET is_head = 1 WHERE prev_seq = ? AND status = 'queued' AND is_head = 0",
-    [finished.seq],
-  );
+  await promoteNextHeads(tx, [finished]);
 }
 
 /** PostgreSQL: the first queued message of a key becomes its head (taking the key's lock). */
@@ -293,7 +283,7 @@ export async function promoteNextHeads(
 ): Promise<void> {
   if (finished.length === 0) return;
   if (tx.dialect === 'postgres') {
-    for (const f of finished) await promoteFirstQueued(tx, f.partitionKey);
+    for (const f of finished) await promoteFirstQueued(tx, f.partition_key);
     return;
   }
   await tx.execute(
@@ -791,7 +781,7 @@ export async function completeMessage(
   now: number,
 ): Promise<void> {
   await markMessageDone(tx, claimed.row.id, claimed.leaseToken, now);
-  await promoteNextHead(tx, { seq: claimed.row.seq, partitionKey: claimed.row.partition_key });
+  await promoteNextHead(tx, claimed.row);
 }
 
 /**
@@ -944,7 +934,7 @@ export async function failMessage(
       error: f.error,
     });
     if (dead) {
-      await promoteNextHead(tx, { seq: row.seq, partitionKey: row.partition_key });
+      await promoteNextHead(tx, row);
       await writeDeadLetter(tx, {
         id: row.id,
         kind: 'message',
