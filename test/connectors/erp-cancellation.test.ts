@@ -184,7 +184,8 @@ function trytonSale(ref: string): ErpSalesOrder {
   return {
     externalReference: ref,
     currency: 'USD',
-    orderDate: '2026-11-28T09:30:00Z',
+    // Today: Tryton checks the forecast stock at the sale date (stock seeded today or before).
+    orderDate: new Date().toISOString(),
     party: { customerId: `cust-${ref}`, name: 'Ada Lovelace', email: `${ref}@example.com` },
     shipTo: { name: 'Ada Lovelace', line1: '12 Analytical Row', city: 'London', postalCode: 'N1' },
     lines: [{ sku: 'SKU-1001', quantity: 2, unitPriceMinor: 1999 }],

@@ -50,7 +50,9 @@ function order(externalReference: string, over: Partial<ErpSalesOrder> = {}): Er
     externalReference,
     channelOrderNumber: `WEB-${externalReference}`,
     currency: 'USD',
-    orderDate: '2026-11-28T09:30:00Z',
+    // Today: Tryton checks the forecast stock at the sale date, and the seeded stock is dated
+    // the day the ERP was seeded.
+    orderDate: new Date().toISOString(),
     party: {
       customerId: `cust-${externalReference}`,
       name: 'Ada Lovelace',
