@@ -1200,10 +1200,20 @@ class DurableEngine implements Engine {
     });
   }
 
+  /**
+   * A delivery outcome is a relaxed commit (not waited to disk, like a claim): it records what
+   * the destination already did, so losing it with the machine only repeats the attempt, under
+   * the idempotency key stored on the delivery, and the destination does not apply it twice. The
+   * next durable commit (an accept, a handler's) flushes it in order.
+   */
   private async flushSettles(batch: PendingSettle[]): Promise<void> {
     const now = Date.now();
+    const relaxed = { relaxed: true };
     try {
-      const results = await this.store.transaction((tx) => settleDeliveriesInTx(tx, batch, now));
+      const results = await this.store.transaction(
+        (tx) => settleDeliveriesInTx(tx, batch, now),
+        relaxed,
+      );
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1) {
@@ -1213,7 +1223,10 @@ class DurableEngine implements Engine {
       for (const b of batch) {
         try {
           b.resolve(
-            await this.store.transaction((tx) => settleDeliveryInTx(tx, b.claimed, b.result, now)),
+            await this.store.transaction(
+              (tx) => settleDeliveryInTx(tx, b.claimed, b.result, now),
+              relaxed,
+            ),
           );
         } catch (e) {
           b.reject(e);

@@ -41,8 +41,10 @@ export interface TransactionOptions {
   /**
    * The commit need not reach the disk before it returns: it survives a crash of the process
    * (and of PostgreSQL's server process) but may be lost with the machine (power loss, kernel
-   * crash); the next durable commit flushes it. For lease bookkeeping only (claims and lease
-   * renewals), whose loss hands the work back to the queue. Never for accepts or effects.
+   * crash); the next durable commit flushes it. For what the queue can redo: lease bookkeeping
+   * (claims and lease renewals), whose loss hands the work back, and delivery outcomes, whose
+   * loss repeats an attempt under the delivery's stored idempotency key. Never for accepts, a
+   * handler's effects or an operator's action.
    */
   relaxed?: boolean;
 }
