@@ -1311,8 +1311,18 @@ export interface QueueDepths {
 }
 
 export async function queueDepths(store: SqlRunner): Promise<QueueDepths> {
+  const sqlite = store.dialect === 'sqlite';
+  // SQLite (one event loop that a scan would block): the counts kept by triggers (migration 5),
+  // and each class's oldest from the first entry of an index. There the oldest message of a
+  // class is the oldest head of a key in it (a message waiting behind an older head of another
+  // class is younger than that head, which is counted in its own class).
   const messages = await store.query<{ priority: number; n: number; oldest: number | null }>(
-    "SELECT priority, COUNT(*) AS n, MIN(accepted_at) AS oldest FROM messages WHERE status = 'queued' GROUP BY priority",
+    sqlite
+      ? `SELECT c.priority, c.n, (SELECT m.accepted_at FROM messages m
+           WHERE m.status = 'queued' AND m.is_head = 1 AND m.priority = c.priority
+           ORDER BY m.seq LIMIT 1) AS oldest
+         FROM queue_counts c WHERE c.queue = 'messages' AND c.destination = '' AND c.n > 0`
+      : "SELECT priority, COUNT(*) AS n, MIN(accepted_at) AS oldest FROM messages WHERE status = 'queued' GROUP BY priority",
   );
   const deliveries = await store.query<{
     destination: string;
@@ -1320,7 +1330,12 @@ export async function queueDepths(store: SqlRunner): Promise<QueueDepths> {
     n: number;
     oldest: number | null;
   }>(
-    "SELECT destination, priority, COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status = 'queued' GROUP BY destination, priority",
+    sqlite
+      ? `SELECT c.destination, c.priority, c.n, (SELECT d.created_at FROM deliveries d
+           WHERE d.status = 'queued' AND d.destination = c.destination AND d.priority = c.priority
+           ORDER BY d.seq LIMIT 1) AS oldest
+         FROM queue_counts c WHERE c.queue = 'deliveries' AND c.n > 0`
+      : "SELECT destination, priority, COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status = 'queued' GROUP BY destination, priority",
   );
   const dl = await store.query<{ n: number }>(
     "SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'dead'",

@@ -167,7 +167,10 @@ export class PermanentError extends Error {
 
 export interface DepthFigure {
   depth: number;
-  /** Age of the oldest waiting item, 0 when none. */
+  /**
+   * Age of the oldest waiting item, 0 when none. For messages on SQLite: of the oldest head of a
+   * key in the class (a message behind an older head of another class is younger than it).
+   */
   oldestAgeMs: number;
 }
 

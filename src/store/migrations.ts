@@ -148,6 +148,33 @@ DROP INDEX messages_key_head;
 CREATE TRIGGER messages_tail AFTER INSERT ON messages BEGIN INSERT INTO partition_tails (partition_key, last_seq) VALUES (NEW.partition_key, NEW.seq) ON CONFLICT (partition_key) DO UPDATE SET last_seq = excluded.last_seq; END;
 CREATE TRIGGER messages_tail_gone AFTER DELETE ON messages BEGIN DELETE FROM partition_tails WHERE partition_key = OLD.partition_key AND last_seq = OLD.seq; END`,
   },
+  {
+    // SQLite only (ADR 0007, ninth pass): the queue's depths kept as counts by triggers on every
+    // insert, status or class change and delete of a message or delivery, so reading them (the
+    // back-pressure refresh every second, the metrics) costs a few rows instead of a scan of
+    // every row kept, which blocked the one event loop for 0.2 s at 200,000 queued.
+    version: 5,
+    name: 'queue depths counted by triggers (queue_counts)',
+    sql: `
+CREATE TABLE queue_counts (
+  queue TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (queue, destination, priority)
+) WITHOUT ROWID;
+INSERT INTO queue_counts (queue, destination, priority, n)
+  SELECT 'messages', '', priority, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY priority;
+INSERT INTO queue_counts (queue, destination, priority, n)
+  SELECT 'deliveries', destination, priority, COUNT(*) FROM deliveries WHERE status = 'queued'
+  GROUP BY destination, priority;
+CREATE TRIGGER messages_count_in AFTER INSERT ON messages WHEN NEW.status = 'queued' BEGIN INSERT INTO queue_counts (queue, destination, priority, n) VALUES ('messages', '', NEW.priority, 1) ON CONFLICT (queue, destination, priority) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER messages_count_change AFTER UPDATE OF status, priority ON messages WHEN (OLD.status = 'queued') <> (NEW.status = 'queued') OR (OLD.status = 'queued' AND OLD.priority <> NEW.priority) BEGIN UPDATE queue_counts SET n = n - 1 WHERE OLD.status = 'queued' AND queue = 'messages' AND destination = '' AND priority = OLD.priority; INSERT INTO queue_counts (queue, destination, priority, n) SELECT 'messages', '', NEW.priority, 1 WHERE NEW.status = 'queued' ON CONFLICT (queue, destination, priority) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER messages_count_out AFTER DELETE ON messages WHEN OLD.status = 'queued' BEGIN UPDATE queue_counts SET n = n - 1 WHERE queue = 'messages' AND destination = '' AND priority = OLD.priority; END;
+CREATE TRIGGER deliveries_count_in AFTER INSERT ON deliveries WHEN NEW.status = 'queued' BEGIN INSERT INTO queue_counts (queue, destination, priority, n) VALUES ('deliveries', NEW.destination, NEW.priority, 1) ON CONFLICT (queue, destination, priority) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER deliveries_count_change AFTER UPDATE OF status, priority, destination ON deliveries WHEN (OLD.status = 'queued') <> (NEW.status = 'queued') OR (OLD.status = 'queued' AND (OLD.priority <> NEW.priority OR OLD.destination <> NEW.destination)) BEGIN UPDATE queue_counts SET n = n - 1 WHERE OLD.status = 'queued' AND queue = 'deliveries' AND destination = OLD.destination AND priority = OLD.priority; INSERT INTO queue_counts (queue, destination, priority, n) SELECT 'deliveries', NEW.destination, NEW.priority, 1 WHERE NEW.status = 'queued' ON CONFLICT (queue, destination, priority) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER deliveries_count_out AFTER DELETE ON deliveries WHEN OLD.status = 'queued' BEGIN UPDATE queue_counts SET n = n - 1 WHERE queue = 'deliveries' AND destination = OLD.destination AND priority = OLD.priority; END`,
+  },
 ];
 
 const postgres: Migration[] = [

@@ -7,7 +7,12 @@ import { BACKENDS, type TestDatabase } from './backends.js';
 import type { Store } from '../../src/store/port.js';
 import { createEngine } from '../../src/runtime/engine.js';
 import { PermanentError, type AcceptRequest, type EngineOptions } from '../../src/runtime/index.js';
-import { claimMessages, completeMessage, LeaseLostError } from '../../src/runtime/queue.js';
+import {
+  claimMessages,
+  completeMessage,
+  LeaseLostError,
+  queueDepths,
+} from '../../src/runtime/queue.js';
 import { passThroughGate, sleep, waitFor } from '../runtime/support.js';
 
 let n = 0;
@@ -716,6 +721,59 @@ for (const backend of BACKENDS) {
         assert.deepEqual(handled, [held.messageId, a.messageId, b.messageId]);
       }));
 
+    // The depth counts are SQLite's (ADR 0007): PostgreSQL has no migration 5.
+    if (backend.name !== 'postgres')
+      test('migration 5 (SQLite) counts what a database holds queued already', () =>
+        run(async (store, database) => {
+          const engine = engineOn(store);
+          for (const [key, priority] of [
+            ['a', 'standard'],
+            ['a', 'standard'],
+            ['b', 'critical'],
+          ] as const) {
+            await engine.accept(req({ partitionKey: key, priority }));
+          }
+          await engine.stop();
+          // Back to the tables before migration 5, holding those three and two deliveries.
+          for (const sql of [
+            'DROP TRIGGER messages_count_in',
+            'DROP TRIGGER messages_count_change',
+            'DROP TRIGGER messages_count_out',
+            'DROP TRIGGER deliveries_count_in',
+            'DROP TRIGGER deliveries_count_change',
+            'DROP TRIGGER deliveries_count_out',
+            'DROP TABLE queue_counts',
+            'DELETE FROM schema_migrations WHERE version = 5',
+          ]) {
+            await store.execute(sql);
+          }
+          const now = Date.now();
+          for (const [id, status] of [
+            ['d-1', 'queued'],
+            ['d-2', 'delivered'],
+            ['d-3', 'queued'],
+          ] as const) {
+            await store.execute(
+              `INSERT INTO deliveries (id, message_id, destination, idempotency_key, priority,
+                 payload, status, attempts, available_at, created_at)
+               VALUES (?, NULL, 'erp', ?, 1, '{}', ?, 0, ?, ?)`,
+              [id, `key-${id}`, status, now, now],
+            );
+          }
+          const reopened = await database.open();
+          try {
+            assert.ok((await reopened.migrations()).find((m) => m.version === 5)?.appliedAt);
+            const d = await queueDepths(reopened);
+            assert.deepEqual(d.messages.map((m) => `${m.priority}:${m.n}`).sort(), ['0:1', '1:2']);
+            assert.deepEqual(
+              d.deliveries.map((m) => `${m.destination}/${m.priority}:${m.n}`),
+              ['erp/1:2'],
+            );
+          } finally {
+            await reopened.close();
+          }
+        }));
+
     // The per-key chain is SQLite's (ADR 0007): PostgreSQL has no migration 4.
     if (backend.name !== 'postgres')
       test('migration 4 (SQLite) chains the messages a database holds queued already', () =>
@@ -917,6 +975,94 @@ for (const backend of BACKENDS) {
           rows.map((r) => r.status),
           ['done'],
         );
+      }));
+
+    test('queue depths follow accepts, processing, dead letters, replays and purges', () =>
+      run(async (store) => {
+        // What the depths must be: counted from the rows themselves.
+        const counted = async () => ({
+          messages: (
+            await store.query<{ priority: number; n: number }>(
+              "SELECT priority, COUNT(*) AS n FROM messages WHERE status = 'queued' GROUP BY priority",
+            )
+          )
+            .map((r) => `${r.priority}:${Number(r.n)}`)
+            .sort(),
+          deliveries: (
+            await store.query<{ destination: string; priority: number; n: number }>(
+              "SELECT destination, priority, COUNT(*) AS n FROM deliveries WHERE status = 'queued' GROUP BY destination, priority",
+            )
+          )
+            .map((r) => `${r.destination}/${r.priority}:${Number(r.n)}`)
+            .sort(),
+        });
+        const reported = async () => {
+          const d = await queueDepths(store);
+          return {
+            messages: d.messages.map((r) => `${r.priority}:${r.n}`).sort(),
+            deliveries: d.deliveries.map((r) => `${r.destination}/${r.priority}:${r.n}`).sort(),
+          };
+        };
+        const engine = engineOn(store, {
+          gate: passThroughGate({ retryMs: 5, maxAttempts: 1 }),
+          deliveryMaxAttempts: 1,
+          handlerRetry: { maxAttempts: 1 },
+          retention: { completedMs: 1, deadLettersMs: 1, intervalMs: 0 },
+        });
+        let wmsUp = false;
+        engine.registerHandler('thing.created', async (msg, tx) => {
+          if ((msg.payload as { poison?: boolean }).poison) throw new PermanentError('poison');
+          await tx.deliver({ destination: 'erp', payload: msg.payload });
+          await tx.deliver({ destination: 'wms', payload: msg.payload, priority: 'critical' });
+        });
+        engine.registerSender('erp', async () => ({ status: 201 }));
+        engine.registerSender('wms', async () => ({ status: wmsUp ? 201 : 422 }));
+
+        // Queued: two keys with a chain each, every class, one poison message.
+        const accepted: string[] = [];
+        for (const [key, priority, poison] of [
+          ['a', 'standard', false],
+          ['a', 'deferrable', false],
+          ['b', 'critical', false],
+          ['b', 'critical', true],
+          ['c', 'deferrable', false],
+        ] as const) {
+          const r = await engine.accept(req({ partitionKey: key, priority, payload: { poison } }));
+          assert.equal(r.outcome, 'accepted');
+          if (r.outcome === 'accepted') accepted.push(r.messageId);
+        }
+        const queued = await reported();
+        assert.deepEqual(queued, await counted());
+        assert.deepEqual(queued.messages, ['0:2', '1:1', '2:2']);
+        const oldest = (await queueDepths(store)).messages;
+        assert.ok(oldest.every((m) => typeof m.oldest === 'number' && m.oldest <= Date.now()));
+
+        // Processed: four done, the poison one dead; each done one's erp delivery delivered and
+        // its wms delivery dead.
+        engine.start();
+        await waitFor('processed and settled', () => {
+          const c = engine.counters;
+          return c.processed === 4 && c.delivered === 4 && c.deadLettered === 5;
+        });
+        await engine.stop();
+        assert.deepEqual(await reported(), await counted());
+        assert.deepEqual((await reported()).messages, []);
+
+        // Replayed: the dead deliveries and the dead message are queued again.
+        wmsUp = true;
+        const replays = await engine.deadLetters.replayMatching({ destination: 'wms' });
+        assert.equal(replays.length, 4);
+        await engine.deadLetters.replay(accepted[3]!);
+        const again = await reported();
+        assert.deepEqual(again, await counted());
+        assert.deepEqual(again.deliveries, ['wms/0:4']);
+        assert.deepEqual(again.messages, ['0:1']);
+
+        // Purged: nothing queued is touched; what finished goes.
+        await sleep(5);
+        await engine.purge();
+        assert.deepEqual(await reported(), again);
+        assert.deepEqual(await reported(), await counted());
       }));
 
     test('back-pressure refuses deferrable accepts above the backlog, never critical', () =>
