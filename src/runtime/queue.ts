@@ -1338,7 +1338,9 @@ export async function queueDepths(store: SqlRunner): Promise<QueueDepths> {
       : "SELECT destination, priority, COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status = 'queued' GROUP BY destination, priority",
   );
   const dl = await store.query<{ n: number }>(
-    "SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'dead'",
+    sqlite
+      ? "SELECT COALESCE(SUM(n), 0) AS n FROM queue_counts WHERE queue = 'dead_letters'"
+      : "SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'dead'",
   );
   return {
     messages: messages.map((r) => ({ ...r, n: Number(r.n) })),

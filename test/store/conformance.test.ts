@@ -742,6 +742,9 @@ for (const backend of BACKENDS) {
             'DROP TRIGGER deliveries_count_in',
             'DROP TRIGGER deliveries_count_change',
             'DROP TRIGGER deliveries_count_out',
+            'DROP TRIGGER dead_letters_count_in',
+            'DROP TRIGGER dead_letters_count_change',
+            'DROP TRIGGER dead_letters_count_out',
             'DROP TABLE queue_counts',
             'DELETE FROM schema_migrations WHERE version = 5',
           ]) {
@@ -760,6 +763,17 @@ for (const backend of BACKENDS) {
               [id, `key-${id}`, status, now, now],
             );
           }
+          for (const [id, status] of [
+            ['dl-1', 'dead'],
+            ['dl-2', 'replayed'],
+          ] as const) {
+            await store.execute(
+              `INSERT INTO dead_letters (id, kind, idempotency_key, reason, attempts, history,
+                 payload, dead_at, status)
+               VALUES (?, 'delivery', ?, 'test', 1, '[]', '{}', ?, ?)`,
+              [id, `key-${id}`, now, status],
+            );
+          }
           const reopened = await database.open();
           try {
             assert.ok((await reopened.migrations()).find((m) => m.version === 5)?.appliedAt);
@@ -769,6 +783,7 @@ for (const backend of BACKENDS) {
               d.deliveries.map((m) => `${m.destination}/${m.priority}:${m.n}`),
               ['erp/1:2'],
             );
+            assert.equal(d.deadLetters, 1);
           } finally {
             await reopened.close();
           }
@@ -995,12 +1010,20 @@ for (const backend of BACKENDS) {
           )
             .map((r) => `${r.destination}/${r.priority}:${Number(r.n)}`)
             .sort(),
+          deadLetters: Number(
+            (
+              await store.query<{ n: number }>(
+                "SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'dead'",
+              )
+            )[0]?.n,
+          ),
         });
         const reported = async () => {
           const d = await queueDepths(store);
           return {
             messages: d.messages.map((r) => `${r.priority}:${r.n}`).sort(),
             deliveries: d.deliveries.map((r) => `${r.destination}/${r.priority}:${r.n}`).sort(),
+            deadLetters: d.deadLetters,
           };
         };
         const engine = engineOn(store, {
@@ -1047,6 +1070,7 @@ for (const backend of BACKENDS) {
         await engine.stop();
         assert.deepEqual(await reported(), await counted());
         assert.deepEqual((await reported()).messages, []);
+        assert.equal((await reported()).deadLetters, 5);
 
         // Replayed: the dead deliveries and the dead message are queued again.
         wmsUp = true;
@@ -1057,6 +1081,7 @@ for (const backend of BACKENDS) {
         assert.deepEqual(again, await counted());
         assert.deepEqual(again.deliveries, ['wms/0:4']);
         assert.deepEqual(again.messages, ['0:1']);
+        assert.equal(again.deadLetters, 0);
 
         // Purged: nothing queued is touched; what finished goes.
         await sleep(5);
