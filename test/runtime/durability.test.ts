@@ -100,7 +100,8 @@ test('accepts and handler commits wait for the disk; claims and delivery outcome
       .filter((t) => t.statements.some((s) => /dead_letters/.test(s)));
     assert.ok(replays.length > 0, 'no replay transaction was recorded');
     for (const t of replays) assert.equal(t.relaxed, false, t.statements[0]);
-    assert.equal(sent.length, 2);
+    // Both were sent before the replay (which the running engine may already be sending again).
+    assert.ok(sent.length >= 2);
   } finally {
     await engine.stop();
     await base.close();
