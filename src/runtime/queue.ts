@@ -1107,16 +1107,6 @@ export type DeliveryResult =
   /** Not attempted (circuit open, deferred by a local limit, no sender here): no attempt counted. */
   | { kind: 'postpone'; afterMs: number; why: 'circuit-open' | 'deferred' | 'no-sender' };
 
-/** Records one attempt's outcome under the lease; false when the lease was lost. */
-export function settleDelivery(
-  store: Store,
-  claimed: Claimed<DeliveryRow>,
-  result: DeliveryResult,
-  now: number,
-): Promise<boolean> {
-  return store.transaction((tx) => settleDeliveryInTx(tx, claimed, result, now));
-}
-
 /**
  * Settles many deliveries in the caller's transaction: the delivered ones (the common case) with
  * one UPDATE per lease token and status and one multi-row INSERT of their attempt records; any
@@ -1187,7 +1177,10 @@ export async function settleDeliveriesInTx(
   return out;
 }
 
-/** settleDelivery inside a transaction the caller owns (to settle many in one commit). */
+/**
+ * Records one attempt's outcome under the lease, inside a transaction the caller owns (the
+ * engine's group commit of outcomes); false when the lease was lost.
+ */
 export async function settleDeliveryInTx(
   tx: SqlRunner,
   claimed: Claimed<DeliveryRow>,
