@@ -41,10 +41,12 @@ export interface TransactionOptions {
   /**
    * The commit need not reach the disk before it returns: it survives a crash of the process
    * (and of PostgreSQL's server process) but may be lost with the machine (power loss, kernel
-   * crash); the next durable commit flushes it. For what the queue can redo: lease bookkeeping
-   * (claims and lease renewals), whose loss hands the work back, and delivery outcomes, whose
-   * loss repeats an attempt under the delivery's stored idempotency key. Never for accepts, a
-   * handler's effects or an operator's action.
+   * crash); the next durable commit, or `durable()`, flushes it. For what the queue can redo:
+   * lease bookkeeping (claims and lease renewals), whose loss hands the work back; delivery
+   * outcomes, whose loss repeats an attempt under the delivery's stored idempotency key; and on
+   * SQLite a batch of handlers' effects, provided nothing it wrote leaves the process before
+   * `durable()` has resolved (the engine awaits it before sending a delivery; ADR 0004). Never
+   * for accepts or an operator's action: those are answered to someone.
    */
   relaxed?: boolean;
 }
@@ -61,6 +63,11 @@ export interface Store extends SqlRunner {
   migrate(extra?: readonly Migration[]): Promise<number[]>;
   /** Every known migration with the time it was applied (null when pending). */
   migrations(): Promise<MigrationStatus[]>;
+  /**
+   * Resolves once every commit made so far, relaxed ones included, is on disk (a durable
+   * commit's flush covers every commit before it). Cheap when nothing relaxed is pending.
+   */
+  durable(): Promise<void>;
   /** Resolves when the database answers; for readiness probes. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BACKENDS, type TestDatabase } from './backends.js';
 import type { Store } from '../../src/store/port.js';
+import { WalFile } from '../../src/store/sqlite/wal-file.js';
 import { createEngine } from '../../src/runtime/engine.js';
 import { PermanentError, type AcceptRequest, type EngineOptions } from '../../src/runtime/index.js';
 import {
@@ -86,6 +87,47 @@ for (const backend of BACKENDS) {
           /boom/,
         );
         assert.equal((await store.query('SELECT id FROM widgets WHERE id = ?', ['b'])).length, 0);
+      }));
+
+    test('durable() puts relaxed commits on disk, and syncs nothing when none is pending', () =>
+      run(async (store) => {
+        await store.migrate([
+          {
+            version: 1001,
+            name: 'durable probe',
+            sql: 'CREATE TABLE durable_probe (id TEXT PRIMARY KEY)',
+          },
+        ]);
+        const write = (id: string, relaxed: boolean) =>
+          store.transaction((tx) => tx.execute('INSERT INTO durable_probe (id) VALUES (?)', [id]), {
+            relaxed,
+          });
+        // On SQLite each WAL sync is counted (PostgreSQL's flush is the server's).
+        const original = WalFile.prototype.sync;
+        let syncs = 0;
+        WalFile.prototype.sync = function (this: WalFile) {
+          syncs++;
+          return original.call(this);
+        };
+        try {
+          await write('durable', false);
+          syncs = 0;
+          await store.durable();
+          assert.equal(syncs, 0, 'a durable commit left nothing to sync');
+          await write('relaxed-1', true);
+          await write('relaxed-2', true);
+          await store.durable();
+          assert.equal(syncs, backend.name === 'postgres' ? 0 : 1, 'one sync for both');
+          await store.durable();
+          assert.equal(syncs, backend.name === 'postgres' ? 0 : 1, 'nothing left to sync');
+        } finally {
+          WalFile.prototype.sync = original;
+        }
+        const rows = await store.query<{ id: string }>('SELECT id FROM durable_probe ORDER BY id');
+        assert.deepEqual(
+          rows.map((r) => r.id),
+          ['durable', 'relaxed-1', 'relaxed-2'],
+        );
       }));
 
     test('accept is idempotent per source: duplicate, conflict, and racing accepts', () =>

@@ -148,6 +148,14 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Every commit so far on disk: a statement that takes a transaction id commits synchronously,
+   * and its flush of the WAL covers every commit record before it, relaxed ones included.
+   */
+  async durable(): Promise<void> {
+    await this.direct.query('SELECT txid_current() AS xid');
+  }
+
   async migrate(extra: readonly Migration[] = []): Promise<number[]> {
     const client = await this.pool.connect();
     try {

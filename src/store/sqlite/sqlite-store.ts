@@ -7,7 +7,7 @@
 // is synchronous, so every statement and transaction passes through one async mutex; a
 // transaction holds it from BEGIN IMMEDIATE to COMMIT (not during the fdatasync).
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, fstatSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -24,6 +24,7 @@ import {
   type StoreTx,
   type TransactionOptions,
 } from '../port.js';
+import { WalFile } from './wal-file.js';
 
 class Mutex {
   private tail: Promise<void> = Promise.resolve();
@@ -82,9 +83,10 @@ export class SqliteStore implements Store {
   private closed = false;
   /** Background durability: the WAL's path, or null when SQLite syncs itself (FULL). */
   private readonly walPath: string | null;
+  /** The WAL in either mode (`durable()` syncs it after relaxed commits), or null. */
+  private readonly walFile: WalFile | null;
   /** The database file, when it is one in WAL mode (the checkpointer's connection opens it). */
   private readonly walDatabase: string | null;
-  private walFd: number | null = null;
   /** Commits written so far, and how many of them are known to be on disk. */
   private commits = 0;
   private durableCommits = 0;
@@ -106,7 +108,8 @@ export class SqliteStore implements Store {
       String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
     const background = wal && (opts.sqliteSync ?? 'full') === 'background';
     this.walDatabase = wal ? resolve(path) : null;
-    this.walPath = background ? `${resolve(path)}-wal` : null;
+    this.walFile = wal ? new WalFile(`${resolve(path)}-wal`) : null;
+    this.walPath = background && this.walFile ? this.walFile.path : null;
     // In background mode the commit writes the WAL and the fdatasync follows (see walDurable).
     this.db.pragma(background ? 'synchronous = NORMAL' : 'synchronous = FULL');
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
@@ -172,13 +175,26 @@ export class SqliteStore implements Store {
 
   /**
    * Counts a commit just written (the store counts as busy, and starts its checkpointer, after
-   * CHECKPOINTER_AFTER_COMMITS); returns its number (for walDurable).
+   * CHECKPOINTER_AFTER_COMMITS); returns its number (for walDurable). `synced`: SQLite's own
+   * fsync (synchronous=FULL) has put it, and every commit before it, on disk.
    */
-  private committed(): number {
+  private committed(synced = false): number {
     if (++this.commits === CHECKPOINTER_AFTER_COMMITS && this.walDatabase) {
       this.startCheckpointer(this.walDatabase);
     }
+    if (synced) this.durableCommits = this.commits;
     return this.commits;
+  }
+
+  /**
+   * Every commit so far on disk: nothing to do when none is relaxed since the last fsync;
+   * otherwise one fdatasync of the WAL off the event loop (shared by concurrent callers).
+   */
+  async durable(): Promise<void> {
+    if (this.closed) throw new Error('store is closed');
+    // An in-memory database has no disk; a file not in WAL mode never commits relaxed.
+    if (this.walFile === null || this.durableCommits >= this.commits) return;
+    await this.walDurable(this.commits);
   }
 
   /**
@@ -207,15 +223,7 @@ export class SqliteStore implements Store {
   }
 
   private syncWal(): Promise<void> {
-    const path = this.walPath!;
-    // The WAL keeps its inode while the connection is open; reopen if it was ever replaced.
-    if (this.walFd !== null && fstatSync(this.walFd).ino !== statSync(path).ino) {
-      closeSync(this.walFd);
-      this.walFd = null;
-    }
-    this.walFd ??= openSync(path, 'r');
-    const fd = this.walFd;
-    return new Promise<void>((res, rej) => fdatasync(fd, (err) => (err ? rej(err) : res())));
+    return this.walFile!.sync();
   }
 
   query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
@@ -232,7 +240,7 @@ export class SqliteStore implements Store {
     const result = await this.exclusive(() => {
       const r = fn();
       if (!this.prepare(sql).readonly) {
-        const c = this.committed();
+        const c = this.committed(this.walPath === null);
         if (this.walPath) n = c;
       }
       return r;
@@ -275,7 +283,7 @@ export class SqliteStore implements Store {
           const result = await fn(tx);
           open = false;
           this.db.exec('COMMIT');
-          const c = this.committed();
+          const c = this.committed(!relaxed && this.walPath === null);
           if (this.walPath && !relaxed) n = c;
           return result;
         } catch (err) {
@@ -318,7 +326,7 @@ export class SqliteStore implements Store {
           });
         }
         done.push(m.version);
-        this.committed();
+        this.committed(this.walPath === null);
       }
       return done;
     }).then(async (done) => {
@@ -365,8 +373,7 @@ export class SqliteStore implements Store {
         this.checkpointer = null;
       }
       this.db.close();
-      if (this.walFd !== null) closeSync(this.walFd);
-      this.walFd = null;
+      this.walFile?.close();
     } finally {
       release();
     }

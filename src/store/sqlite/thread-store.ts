@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { MIGRATIONS, migrationStatus, orderedMigrations } from '../migrations.js';
+import { WalFile } from './wal-file.js';
 import {
   splitStatements,
   type ExecuteResult,
@@ -115,6 +116,12 @@ export class SqliteThreadStore implements Store {
   private failure: Error | null = null;
   /** Resolves when the writer thread has exited. */
   private readonly exited: Promise<void>;
+  /** The WAL, synced by `durable()` after relaxed commits. */
+  private readonly wal: WalFile;
+  /** Commits answered so far; the last relaxed one; the last known to be on disk. */
+  private commitsAnswered = 0;
+  private lastRelaxed = 0;
+  private durableUpTo = 0;
 
   /** Opens the writer thread, then the main thread's read connection. */
   static async open(path: string, opts: OpenStoreOptions = {}): Promise<SqliteThreadStore> {
@@ -133,6 +140,7 @@ export class SqliteThreadStore implements Store {
     const file = resolve(path);
     mkdirSync(dirname(file), { recursive: true });
     this.description = `sqlite:${file}`;
+    this.wal = new WalFile(`${file}-wal`);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     const data: WriterData = {
@@ -347,6 +355,10 @@ export class SqliteThreadStore implements Store {
       const committed = this.send({ op: 'commit' });
       unlock();
       await committed;
+      // The writer answers in order: a durable COMMIT's fsync covers every commit before it.
+      const n = ++this.commitsAnswered;
+      if (opts.relaxed === true) this.lastRelaxed = n;
+      else this.durableUpTo = n;
       return result;
     } finally {
       unlock();
@@ -382,6 +394,15 @@ export class SqliteThreadStore implements Store {
     await this.exclusive(() => this.send({ op: 'ping' }));
   }
 
+  /** Every commit answered so far on disk: after a relaxed one, an fdatasync of the WAL. */
+  async durable(): Promise<void> {
+    if (this.closed) throw new Error('store is closed');
+    if (this.lastRelaxed <= this.durableUpTo) return;
+    const upTo = this.commitsAnswered;
+    await this.wal.sync();
+    this.durableUpTo = Math.max(this.durableUpTo, upTo);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     const release = await this.mutex.lock();
@@ -397,6 +418,7 @@ export class SqliteThreadStore implements Store {
       if (this.failure) await this.worker.terminate();
       await this.exited;
       this.port.close();
+      this.wal.close();
     } finally {
       release();
     }
