@@ -182,6 +182,12 @@ export interface Engine {
   acceptInTransaction(tx: StoreTx, req: AcceptRequest): Promise<AcceptResult>;
   /** Tells idle workers that messages were committed outside `accept`. */
   wake(): void;
+  /**
+   * Resolves once every handler batch committed so far is on disk. On SQLite handler batches
+   * commit relaxed (ADR 0004): anything that sends out what handlers wrote other than through
+   * a delivery (a channel pusher) awaits this first. Cheap when nothing is pending.
+   */
+  durableHandlerEffects(): Promise<void>;
 }
 
 const silentLogger: EngineLogger = { warn: () => undefined, error: () => undefined };
@@ -309,6 +315,12 @@ class DurableEngine implements Engine {
   private readonly inFlight = new Set<Promise<void>>();
   private messagesInFlight = 0;
   private deliveriesInFlight = 0;
+  /**
+   * Handler batches committed relaxed (SQLite), and how many of them a `store.durable()` is
+   * known to have put on disk: no delivery is sent while the two differ (see deliveryLoop).
+   */
+  private relaxedHandlerCommits = 0;
+  private syncedHandlerCommits = 0;
   private readonly destinationInFlight = new Map<string, number>();
   private readonly messageWaker = new Waker();
   private readonly deliveryWaker = new Waker();
@@ -824,6 +836,12 @@ class DurableEngine implements Engine {
    * A chunk of claimed messages runs in ONE transaction, each handler in its own savepoint (a
    * failing handler rolls back to it and leaves the others), so many messages share one commit
    * and one fsync. On SQLite handlers run one at a time in any case (one writer).
+   *
+   * On SQLite the batch commits relaxed: its effects are written to the WAL without waiting for
+   * the disk, and the delivery loop sends nothing until `store.durable()` has put them there
+   * (one fdatasync off the event loop for all the batches since the last). Lost with the
+   * machine before that, the batch leaves no trace outside: its messages are still queued and
+   * run again, and the deliveries it wrote were never sent (ADR 0004).
    */
   private async processBatch(batch: Claimed<MessageRow>[]): Promise<void> {
     const outcomes: ({ ok: true; effects: HandlerEffects } | { ok: false; error: unknown })[] = [];
@@ -832,23 +850,30 @@ class DurableEngine implements Engine {
       // promoted once for the batch, before the commit; PostgreSQL promotes per message under
       // the key's lock.
       const deferPromotion = this.store.dialect === 'sqlite';
-      await this.store.transaction(async (sql) => {
-        const finished: FinishedMessage[] = [];
-        for (const c of batch) {
-          await sql.execute('SAVEPOINT handler');
-          try {
-            const effects = await this.runHandler(sql, c, !deferPromotion);
-            await sql.execute('RELEASE SAVEPOINT handler');
-            outcomes.push({ ok: true, effects });
-            finished.push(c.row);
-          } catch (error) {
-            await sql.execute('ROLLBACK TO SAVEPOINT handler');
-            await sql.execute('RELEASE SAVEPOINT handler');
-            outcomes.push({ ok: false, error });
+      const relaxed = this.store.dialect === 'sqlite';
+      await this.store.transaction(
+        async (sql) => {
+          const finished: FinishedMessage[] = [];
+          for (const c of batch) {
+            await sql.execute('SAVEPOINT handler');
+            try {
+              const effects = await this.runHandler(sql, c, !deferPromotion);
+              await sql.execute('RELEASE SAVEPOINT handler');
+              outcomes.push({ ok: true, effects });
+              finished.push(c.row);
+            } catch (error) {
+              await sql.execute('ROLLBACK TO SAVEPOINT handler');
+              await sql.execute('RELEASE SAVEPOINT handler');
+              outcomes.push({ ok: false, error });
+            }
           }
-        }
-        if (deferPromotion) await promoteNextHeads(sql, finished);
-      });
+          if (deferPromotion) await promoteNextHeads(sql, finished);
+          // Counted before the COMMIT (under the store's lock): a delivery claimed after this
+          // commit always finds it counted. A commit that then fails only costs one sync.
+          if (relaxed) this.relaxedHandlerCommits++;
+        },
+        { relaxed },
+      );
     } catch (err) {
       // Nothing committed: every message of the batch failed this time.
       for (const c of batch) await this.handlerFailed(c, err);
@@ -1002,6 +1027,17 @@ class DurableEngine implements Engine {
         continue;
       }
       idle = this.pollMin;
+      // Handler batches committed relaxed since the last sync (one of them may have written
+      // these deliveries): on disk before anything they wrote leaves the process.
+      try {
+        await this.durableHandlerEffects();
+      } catch (err) {
+        if (this.stopping) break;
+        // Nothing is sent; the claims' leases expire and the deliveries are claimed again.
+        this.reportError('flush handler commits', err);
+        await this.deliveryWaker.wait(this.pollMax);
+        continue;
+      }
       for (const c of claimed) {
         const dest = c.row.destination;
         this.deliveriesInFlight++;
@@ -1017,6 +1053,13 @@ class DurableEngine implements Engine {
         );
       }
     }
+  }
+
+  async durableHandlerEffects(): Promise<void> {
+    if (this.relaxedHandlerCommits === this.syncedHandlerCommits) return;
+    const upTo = this.relaxedHandlerCommits;
+    await this.store.durable();
+    this.syncedHandlerCommits = Math.max(this.syncedHandlerCommits, upTo);
   }
 
   private async attemptDelivery(c: Claimed<DeliveryRow>): Promise<void> {

@@ -206,6 +206,7 @@ export const inventoryModule: FeatureModule = {
         pollMs: settings.push.intervalMs,
         now: ctx.now,
         onAcknowledged: (lagMs) => metrics.lag.labels(id).observe(lagMs / 1000),
+        durable: () => ctx.engine.durableHandlerEffects(),
         onFailure: (kind, err) => {
           metrics.pushFailures.labels(id, kind).inc();
           if (kind === 'permanent') {

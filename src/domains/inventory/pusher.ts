@@ -51,6 +51,11 @@ export interface ChannelPusherOptions {
   onAcknowledged?: (lagMs: number) => void;
   /** Called for every failed send. */
   onFailure?: (kind: 'transient' | 'permanent', error: unknown) => void;
+  /**
+   * Resolves once what the flows wrote is on disk (the engine's `durableHandlerEffects`: on
+   * SQLite handler batches commit relaxed); awaited before a round's sends.
+   */
+  durable?: () => Promise<void>;
   log?: { warn(obj: object, msg?: string): void };
 }
 
@@ -341,6 +346,16 @@ export class ChannelPusher {
       this.results.unshift(...results);
       this.budget.tokens += calls;
       throw err;
+    }
+    // A value a handler wrote leaves the process only once its commit is on disk. Should the
+    // sync fail, the keys stay claimed and are sent again once their lease runs out.
+    if (pushes.length > 0 && this.opts.durable) {
+      try {
+        await this.opts.durable();
+      } catch (err) {
+        this.budget.tokens += calls;
+        throw err;
+      }
     }
     const batches: ChannelPush[][] = [];
     for (let i = 0; i < pushes.length; i += perCall) batches.push(pushes.slice(i, i + perCall));

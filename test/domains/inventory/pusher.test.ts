@@ -101,6 +101,34 @@ async function allAcked(store: Store): Promise<boolean> {
 
 for (const backend of BACKENDS) {
   describe(`channel pusher: ${backend.name}`, { skip: backend.skip }, () => {
+    test('sends nothing before what the flows wrote is on disk (durable)', async () => {
+      const { store, close } = await openInventoryStore(backend);
+      const port = recordingPort();
+      let flush!: () => void;
+      const disk = new Promise<void>((r) => (flush = r));
+      let asked = 0;
+      const pusher = pusherFor(store, port, {
+        durable: async () => {
+          asked++;
+          await disk;
+        },
+      });
+      try {
+        await change(store, 'S1', 1, 5);
+        pusher.start();
+        await eventually(async () => asked > 0, 'the pusher waits for the disk');
+        await sleep(100);
+        assert.equal(port.calls.length, 0, 'sent before the disk had it');
+        flush();
+        await eventually(() => allAcked(store), 'the key acknowledged');
+        assert.equal(port.calls.length, 1);
+      } finally {
+        flush();
+        await pusher.stop();
+        await close();
+      }
+    });
+
     test('sends due keys in batches of the channel size and records every acknowledgement', async () => {
       const { store, close } = await openInventoryStore(backend);
       const port = recordingPort({ maxBatch: 100 });
