@@ -116,7 +116,10 @@ export interface EngineOptions {
      * deliveries wait (also reported to the gate through setBacklog).
      */
     destinationBacklog?: Record<string, number>;
-    /** How often backlog figures are refreshed (default 1 s). */
+    /**
+     * How often backlog figures are refreshed (default 1 s); never more often than
+     * DEPTH_READ_SPACING times what the last read of the depths took.
+     */
     refreshMs?: number;
   };
   /** Accepts (and delivery outcomes) per group commit (default 512). */
@@ -191,6 +194,16 @@ export interface Engine {
 }
 
 const silentLogger: EngineLogger = { warn: () => undefined, error: () => undefined };
+
+/**
+ * The backlog refresh reads the queue's depths at most once per this many times what the last
+ * read took, so it keeps the store busy at most 1/20 of the time. On SQLite the depths are
+ * counts (well under a millisecond); PostgreSQL counts the queued rows, which at a million took
+ * 0.34–1.4 s: the refresh then runs every 7–28 s instead of every second.
+ */
+const DEPTH_READ_SPACING = 20;
+/** However slow the read, the refresh runs at least this often. */
+const MAX_BACKLOG_REFRESH_MS = 60_000;
 
 /** Resolves waiters on wake() or after their timeout, whichever comes first. */
 class Waker {
@@ -333,6 +346,8 @@ class DurableEngine implements Engine {
   private deferrableBacklog = 0;
   private congested: string[] = [];
   private backlogRefreshedAt = 0;
+  /** refreshMs, or more when the last depth read was slow (DEPTH_READ_SPACING). */
+  private backlogRefreshEveryMs = 0;
   private refreshing: Promise<void> | null = null;
 
   constructor(opts: EngineOptions) {
@@ -374,6 +389,7 @@ class DurableEngine implements Engine {
     this.retryAfterSeconds = Math.max(1, opts.backpressure?.retryAfterSeconds ?? 30);
     this.destinationBacklog = opts.backpressure?.destinationBacklog ?? {};
     this.refreshMs = Math.max(10, opts.backpressure?.refreshMs ?? 1000);
+    this.backlogRefreshEveryMs = this.refreshMs;
     // Up to four group commits of each kind in flight at once. On SQLite their writes are
     // serialised on the one connection (so commit order is accept order) while their WAL
     // fdatasyncs overlap: a batch forms and is written while the previous one is being made
@@ -554,13 +570,21 @@ class DurableEngine implements Engine {
   }
 
   private maybeRefreshBacklog(): void {
-    if (this.refreshing || Date.now() - this.backlogRefreshedAt < this.refreshMs) return;
+    if (this.refreshing || Date.now() - this.backlogRefreshedAt < this.backlogRefreshEveryMs) {
+      return;
+    }
     this.refreshing = this.refreshBacklog().finally(() => (this.refreshing = null));
   }
 
   private async refreshBacklog(): Promise<void> {
     try {
+      const started = performance.now();
       const d = await queueDepths(this.store);
+      const took = performance.now() - started;
+      this.backlogRefreshEveryMs = Math.max(
+        this.refreshMs,
+        Math.min(MAX_BACKLOG_REFRESH_MS, Math.ceil(took * DEPTH_READ_SPACING)),
+      );
       const deferrable = priorityOrder('deferrable');
       let backlog = 0;
       for (const m of d.messages) if (m.priority === deferrable) backlog += m.n;

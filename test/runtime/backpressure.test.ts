@@ -4,6 +4,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BACKENDS } from '../store/backends.js';
 import { createEngine } from '../../src/runtime/engine.js';
+import { openStore } from '../../src/store/index.js';
+import type { Row, SqlValue, Store } from '../../src/store/port.js';
 import type { PriorityClass } from '../../src/runtime/types.js';
 import { passThroughGate, sleep, waitFor } from './support.js';
 
@@ -86,3 +88,28 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+test('a slow read of the depths spaces the backlog refresh (at most 1/20 of the time)', async () => {
+  const base = await openStore('sqlite::memory:');
+  // Every read of the messages' depths takes 40 ms, as a count over a large PostgreSQL queue.
+  let reads = 0;
+  const store = Object.create(base) as Store;
+  store.query = async <T extends Row = Row>(sql: string, params?: readonly SqlValue[]) => {
+    if (/FROM queue_counts/.test(sql) && /'messages'/.test(sql)) {
+      reads++;
+      await sleep(40);
+    }
+    return base.query<T>(sql, params);
+  };
+  const engine = createEngine({ store, backpressure: { refreshMs: 10 } });
+  try {
+    engine.start();
+    await sleep(1200);
+    // Every 10 ms would be about 24 reads of 50 ms; spaced, one at start and one after 800 ms.
+    assert.ok(reads >= 1, 'the backlog was read');
+    assert.ok(reads <= 3, `${reads} reads in 1.2 s`);
+  } finally {
+    await engine.stop();
+    await base.close();
+  }
+});
