@@ -64,18 +64,42 @@ function quoteIdent(name: string): string {
 }
 
 interface Queryable {
-  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
+}
+
+/**
+ * Statements with parameters are named, so each pooled connection parses and plans one once and
+ * then only binds and executes it (pg prepares a named statement on a connection the first time
+ * it runs there). Parsing and planning every statement again cost PostgreSQL more CPU than
+ * running it: named, the delivery run went from 807–835 to 1,032–1,111 msg/s (ADR 0007, tenth
+ * pass). The first MAX_NAMED_STATEMENTS texts are named, which the engine's and the domains'
+ * fixed SQL stays well under; texts after that run unnamed. A statement without parameters
+ * keeps the simple protocol (it may hold several statements).
+ */
+const MAX_NAMED_STATEMENTS = 500;
+const statementNames = new Map<string, string>();
+
+function queryConfig(sql: string, params: readonly SqlValue[]): pg.QueryConfig {
+  const text = positional(sql);
+  const values = params as unknown[];
+  if (values.length === 0) return { text, values };
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
+    name = `mm_${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return name === undefined ? { text, values } : { name, text, values };
 }
 
 function runner(client: Queryable): StoreTx {
   return {
     dialect: 'postgres',
     async query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []) {
-      const r = await client.query(positional(sql), params as unknown[]);
+      const r = await client.query(queryConfig(sql, params));
       return r.rows as T[];
     },
     async execute(sql: string, params: readonly SqlValue[] = []): Promise<ExecuteResult> {
-      const r = await client.query(positional(sql), params as unknown[]);
+      const r = await client.query(queryConfig(sql, params));
       return { changes: r.rowCount ?? 0 };
     },
   };
