@@ -58,6 +58,17 @@ function positional(sql: string): string {
   return p;
 }
 
+/**
+ * The URL without its `options` parameter: pg lets the connection string's values override the
+ * explicit configuration, so the store passes the URL's options itself, joined with its own.
+ */
+function withoutOptions(u: URL): string {
+  if (!u.searchParams.has('options')) return u.href;
+  const copy = new URL(u.href);
+  copy.searchParams.delete('options');
+  return copy.href;
+}
+
 function quoteIdent(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid schema name: ${name}`);
   return `"${name}"`;
@@ -68,13 +79,14 @@ interface Queryable {
 }
 
 /**
- * Statements with parameters are named, so each pooled connection parses and plans one once and
- * then only binds and executes it (pg prepares a named statement on a connection the first time
- * it runs there). Parsing and planning every statement again cost PostgreSQL more CPU than
- * running it: named, the delivery run went from 807–835 to 1,032–1,111 msg/s (ADR 0007, tenth
- * pass). The first MAX_NAMED_STATEMENTS texts are named, which the engine's and the domains'
- * fixed SQL stays well under; texts after that run unnamed. A statement without parameters
- * keeps the simple protocol (it may hold several statements).
+ * Statements with parameters are named, so each pooled connection parses one once (pg prepares a
+ * named statement on a connection the first time it runs there) and then binds and executes it;
+ * every connection plans them for their parameters on each execution (`plan_cache_mode =
+ * force_custom_plan`), as unnamed statements are. The engine's accept without HTTP went from
+ * 8,700–12,000 to 11,200–13,000 a second (ADR 0007, tenth pass). The first MAX_NAMED_STATEMENTS
+ * texts are named, which the engine's and the domains' fixed SQL stays well under; texts after
+ * that run unnamed. A statement without parameters keeps the simple protocol (it may hold
+ * several statements).
  */
 const MAX_NAMED_STATEMENTS = 500;
 const statementNames = new Map<string, string>();
@@ -117,10 +129,19 @@ export class PostgresStore implements Store {
     this.description = `postgres://${u.host}${u.pathname}${opts.schema ? ` (schema ${opts.schema})` : ''}`;
     this.schema = opts.schema;
     this.pool = new pg.Pool({
-      connectionString: url,
+      connectionString: withoutOptions(u),
       max: opts.poolSize ?? 10,
       types: typeParsers,
-      ...(opts.schema ? { options: `-c search_path=${quoteIdent(opts.schema)}` } : {}),
+      options: [
+        u.searchParams.get('options'),
+        opts.schema ? `-c search_path=${quoteIdent(opts.schema)}` : null,
+        // Named statements are planned for their parameters on every execution, as unnamed ones
+        // are: with PostgreSQL's generic plans the engine's accept fell to 0.09 of the
+        // benchmark's ceiling from 0.23 (ADR 0007, tenth pass).
+        '-c plan_cache_mode=force_custom_plan',
+      ]
+        .filter((o) => o)
+        .join(' '),
     });
     // An idle client's error (e.g. the server restarting) must not crash the process.
     this.pool.on('error', () => undefined);
