@@ -67,8 +67,6 @@ const CHECKPOINTER_AFTER_COMMITS = 500;
  * on a database that already exists.
  */
 export const NEW_DATABASE_PAGE_SIZE = 8192;
-/** fdatasyncs of the WAL running at once (a later one need not wait for an earlier one). */
-const MAX_PARALLEL_SYNCS = 2;
 
 function bindable(params: readonly SqlValue[]): unknown[] {
   return params as unknown[];
@@ -81,19 +79,12 @@ export class SqliteStore implements Store {
   private readonly mutex = new Mutex();
   private readonly statements = new Map<string, Statement>();
   private closed = false;
-  /** Background durability: the WAL's path, or null when SQLite syncs itself (FULL). */
-  private readonly walPath: string | null;
+  /** Background durability: commits wait for our fdatasync of the WAL, not SQLite's (FULL). */
+  private readonly background: boolean;
   /** The WAL in either mode (`durable()` syncs it after relaxed commits), or null. */
   private readonly walFile: WalFile | null;
   /** The database file, when it is one in WAL mode (the checkpointer's connection opens it). */
   private readonly walDatabase: string | null;
-  /** Commits written so far, and how many of them are known to be on disk. */
-  private commits = 0;
-  private durableCommits = 0;
-  /** The latest fdatasync started, the commits it covers, and how many are running. */
-  private syncInFlight: Promise<void> | null = null;
-  private syncStartedUpTo = 0;
-  private syncsRunning = 0;
   private checkpointer: Worker | null = null;
 
   constructor(path: string, opts: OpenStoreOptions = {}) {
@@ -106,12 +97,11 @@ export class SqliteStore implements Store {
     const wal =
       !memory &&
       String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal';
-    const background = wal && (opts.sqliteSync ?? 'full') === 'background';
+    this.background = wal && (opts.sqliteSync ?? 'full') === 'background';
     this.walDatabase = wal ? resolve(path) : null;
     this.walFile = wal ? new WalFile(`${resolve(path)}-wal`) : null;
-    this.walPath = background && this.walFile ? this.walFile.path : null;
-    // In background mode the commit writes the WAL and the fdatasync follows (see walDurable).
-    this.db.pragma(background ? 'synchronous = NORMAL' : 'synchronous = FULL');
+    // In background mode the commit writes the WAL and the fdatasync follows (WalFile.durable).
+    this.db.pragma(this.background ? 'synchronous = NORMAL' : 'synchronous = FULL');
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     this.db.pragma('foreign_keys = ON');
     // Statement journals (a multi-row statement or a savepoint inside a transaction) stay in
@@ -174,16 +164,16 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Counts a commit just written (the store counts as busy, and starts its checkpointer, after
-   * CHECKPOINTER_AFTER_COMMITS); returns its number (for walDurable). `synced`: SQLite's own
-   * fsync (synchronous=FULL) has put it, and every commit before it, on disk.
+   * Counts a commit just written to the WAL (the store counts as busy, and starts its
+   * checkpointer, after CHECKPOINTER_AFTER_COMMITS); returns its number (0 without a WAL).
+   * `synced`: SQLite's own fsync (synchronous=FULL) has put it on disk.
    */
-  private committed(synced = false): number {
-    if (++this.commits === CHECKPOINTER_AFTER_COMMITS && this.walDatabase) {
+  private committed(synced: boolean): number {
+    const n = this.walFile?.committed(synced) ?? 0;
+    if (n === CHECKPOINTER_AFTER_COMMITS && this.walDatabase) {
       this.startCheckpointer(this.walDatabase);
     }
-    if (synced) this.durableCommits = this.commits;
-    return this.commits;
+    return n;
   }
 
   /**
@@ -193,37 +183,7 @@ export class SqliteStore implements Store {
   async durable(): Promise<void> {
     if (this.closed) throw new Error('store is closed');
     // An in-memory database has no disk; a file not in WAL mode never commits relaxed.
-    if (this.walFile === null || this.durableCommits >= this.commits) return;
-    await this.walDurable(this.commits);
-  }
-
-  /**
-   * Resolves once commit number `n` is on disk: an fdatasync of the WAL that started after the
-   * commit was written covers it (and every commit before it; the WAL is append-only and
-   * checksummed in sequence, so recovery never keeps a later commit without the earlier ones).
-   */
-  private async walDurable(n: number): Promise<void> {
-    while (this.durableCommits < n) {
-      // Start an fdatasync for this commit unless one that covers it has started, or too many
-      // are running (then wait for the latest and look again).
-      if (this.syncStartedUpTo < n && this.syncsRunning < MAX_PARALLEL_SYNCS) {
-        const upTo = this.commits;
-        this.syncStartedUpTo = upTo;
-        this.syncsRunning++;
-        this.syncInFlight = this.syncWal()
-          .then(() => {
-            this.durableCommits = Math.max(this.durableCommits, upTo);
-          })
-          .finally(() => {
-            this.syncsRunning--;
-          });
-      }
-      await this.syncInFlight;
-    }
-  }
-
-  private syncWal(): Promise<void> {
-    return this.walFile!.sync();
+    await this.walFile?.durable();
   }
 
   query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
@@ -240,12 +200,12 @@ export class SqliteStore implements Store {
     const result = await this.exclusive(() => {
       const r = fn();
       if (!this.prepare(sql).readonly) {
-        const c = this.committed(this.walPath === null);
-        if (this.walPath) n = c;
+        const c = this.committed(!this.background);
+        if (this.background) n = c;
       }
       return r;
     });
-    if (n > 0) await this.walDurable(n);
+    if (n > 0) await this.walFile!.durable(n);
     return result;
   }
 
@@ -255,7 +215,7 @@ export class SqliteStore implements Store {
       // A relaxed commit is written to the WAL without an fsync (synchronous=NORMAL); the next
       // durable commit's fsync covers it.
       const relaxed = opts.relaxed === true;
-      const toggle = relaxed && this.walPath === null;
+      const toggle = relaxed && !this.background;
       let open = true;
       const tx: StoreTx = {
         dialect: 'sqlite',
@@ -283,8 +243,8 @@ export class SqliteStore implements Store {
           const result = await fn(tx);
           open = false;
           this.db.exec('COMMIT');
-          const c = this.committed(!relaxed && this.walPath === null);
-          if (this.walPath && !relaxed) n = c;
+          const c = this.committed(!relaxed && !this.background);
+          if (this.background && !relaxed) n = c;
           return result;
         } catch (err) {
           open = false;
@@ -295,7 +255,7 @@ export class SqliteStore implements Store {
         if (toggle) this.db.exec('PRAGMA synchronous = FULL');
       }
     });
-    if (n > 0) await this.walDurable(n);
+    if (n > 0) await this.walFile!.durable(n);
     return result;
   }
 
@@ -326,11 +286,11 @@ export class SqliteStore implements Store {
           });
         }
         done.push(m.version);
-        this.committed(this.walPath === null);
+        this.committed(!this.background);
       }
       return done;
     }).then(async (done) => {
-      if (this.walPath && done.length > 0) await this.walDurable(this.commits);
+      if (this.background && done.length > 0) await this.walFile!.durable();
       return done;
     });
   }
@@ -362,7 +322,6 @@ export class SqliteStore implements Store {
     const release = await this.mutex.lock();
     try {
       this.closed = true;
-      await this.syncInFlight?.catch(() => undefined);
       this.statements.clear();
       if (this.checkpointer) {
         const done = new Promise<void>((r) => this.checkpointer!.once('exit', () => r()));
@@ -373,7 +332,7 @@ export class SqliteStore implements Store {
         this.checkpointer = null;
       }
       this.db.close();
-      this.walFile?.close();
+      await this.walFile?.close();
     } finally {
       release();
     }

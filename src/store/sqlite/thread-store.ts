@@ -118,10 +118,6 @@ export class SqliteThreadStore implements Store {
   private readonly exited: Promise<void>;
   /** The WAL, synced by `durable()` after relaxed commits. */
   private readonly wal: WalFile;
-  /** Commits answered so far; the last relaxed one; the last known to be on disk. */
-  private commitsAnswered = 0;
-  private lastRelaxed = 0;
-  private durableUpTo = 0;
 
   /** Opens the writer thread, then the main thread's read connection. */
   static async open(path: string, opts: OpenStoreOptions = {}): Promise<SqliteThreadStore> {
@@ -356,9 +352,7 @@ export class SqliteThreadStore implements Store {
       unlock();
       await committed;
       // The writer answers in order: a durable COMMIT's fsync covers every commit before it.
-      const n = ++this.commitsAnswered;
-      if (opts.relaxed === true) this.lastRelaxed = n;
-      else this.durableUpTo = n;
+      this.wal.committed(opts.relaxed !== true);
       return result;
     } finally {
       unlock();
@@ -397,10 +391,7 @@ export class SqliteThreadStore implements Store {
   /** Every commit answered so far on disk: after a relaxed one, an fdatasync of the WAL. */
   async durable(): Promise<void> {
     if (this.closed) throw new Error('store is closed');
-    if (this.lastRelaxed <= this.durableUpTo) return;
-    const upTo = this.commitsAnswered;
-    await this.wal.sync();
-    this.durableUpTo = Math.max(this.durableUpTo, upTo);
+    await this.wal.durable();
   }
 
   async close(): Promise<void> {
@@ -418,7 +409,7 @@ export class SqliteThreadStore implements Store {
       if (this.failure) await this.worker.terminate();
       await this.exited;
       this.port.close();
-      this.wal.close();
+      await this.wal.close();
     } finally {
       release();
     }
