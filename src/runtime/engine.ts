@@ -347,7 +347,7 @@ class DurableEngine implements Engine {
   private congested: string[] = [];
   private backlogRefreshedAt = 0;
   /** refreshMs, or more when the last depth read was slow (DEPTH_READ_SPACING). */
-  private backlogRefreshEveryMs = 0;
+  private backlogRefreshEveryMs: number;
   private refreshing: Promise<void> | null = null;
 
   constructor(opts: EngineOptions) {
@@ -871,17 +871,16 @@ class DurableEngine implements Engine {
     const outcomes: ({ ok: true; effects: HandlerEffects } | { ok: false; error: unknown })[] = [];
     try {
       // SQLite (one writer, nothing interleaves): the next heads of the finished keys are
-      // promoted once for the batch, before the commit; PostgreSQL promotes per message under
-      // the key's lock.
-      const deferPromotion = this.store.dialect === 'sqlite';
-      const relaxed = this.store.dialect === 'sqlite';
+      // promoted once for the batch, before the commit, and the commit is relaxed (above);
+      // PostgreSQL promotes per message under the key's lock.
+      const sqlite = this.store.dialect === 'sqlite';
       await this.store.transaction(
         async (sql) => {
           const finished: FinishedMessage[] = [];
           for (const c of batch) {
             await sql.execute('SAVEPOINT handler');
             try {
-              const effects = await this.runHandler(sql, c, !deferPromotion);
+              const effects = await this.runHandler(sql, c, !sqlite);
               await sql.execute('RELEASE SAVEPOINT handler');
               outcomes.push({ ok: true, effects });
               finished.push(c.row);
@@ -891,12 +890,13 @@ class DurableEngine implements Engine {
               outcomes.push({ ok: false, error });
             }
           }
-          if (deferPromotion) await promoteNextHeads(sql, finished);
+          if (!sqlite) return;
+          await promoteNextHeads(sql, finished);
           // Counted before the COMMIT (under the store's lock): a delivery claimed after this
           // commit always finds it counted. A commit that then fails only costs one sync.
-          if (relaxed) this.relaxedHandlerCommits++;
+          this.relaxedHandlerCommits++;
         },
-        { relaxed },
+        { relaxed: sqlite },
       );
     } catch (err) {
       // Nothing committed: every message of the batch failed this time.
