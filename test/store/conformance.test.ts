@@ -31,6 +31,11 @@ function req(over: Partial<AcceptRequest> = {}): AcceptRequest {
   };
 }
 
+/** Runs statements one after another (taking a test database back to an earlier schema). */
+async function executeAll(store: Store, statements: readonly string[]): Promise<void> {
+  for (const sql of statements) await store.execute(sql);
+}
+
 async function withStore(
   db: () => Promise<TestDatabase>,
   fn: (store: Store, database: TestDatabase) => Promise<void>,
@@ -777,7 +782,7 @@ for (const backend of BACKENDS) {
           }
           await engine.stop();
           // Back to the tables before migration 5, holding those three and two deliveries.
-          for (const sql of [
+          await executeAll(store, [
             'DROP TRIGGER messages_count_in',
             'DROP TRIGGER messages_count_change',
             'DROP TRIGGER messages_count_out',
@@ -789,9 +794,7 @@ for (const backend of BACKENDS) {
             'DROP TRIGGER dead_letters_count_out',
             'DROP TABLE queue_counts',
             'DELETE FROM schema_migrations WHERE version = 5',
-          ]) {
-            await store.execute(sql);
-          }
+          ]);
           const now = Date.now();
           for (const [id, status] of [
             ['d-1', 'queued'],
@@ -836,7 +839,7 @@ for (const backend of BACKENDS) {
       test('migration 4 (SQLite) chains the messages a database holds queued already', () =>
         run(async (store, database) => {
           // Back to the tables before migration 4 ...
-          for (const sql of [
+          await executeAll(store, [
             'DROP TRIGGER messages_tail',
             'DROP TRIGGER messages_tail_gone',
             'DROP TABLE partition_tails',
@@ -844,9 +847,7 @@ for (const backend of BACKENDS) {
             'ALTER TABLE messages DROP COLUMN prev_seq',
             "CREATE INDEX messages_key_head ON messages (partition_key, seq) WHERE status = 'queued'",
             'DELETE FROM schema_migrations WHERE version = 4',
-          ]) {
-            await store.execute(sql);
-          }
+          ]);
           // ... holding queued messages the way they were accepted then: three of one key (the
           // first its head), one finished of another key, and one whose head mark was lost.
           const now = Date.now();
