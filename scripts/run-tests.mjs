@@ -28,6 +28,9 @@ const result = spawnSync(
     '--import',
     'tsx',
     '--test',
+    // A test file whose failing test left work running (an engine's loops, a timer) would
+    // otherwise keep its process alive and the run waiting: it ends once its tests have.
+    '--test-force-exit',
     `--test-concurrency=${concurrency}`,
     '--test-reporter=spec',
     ...files,

@@ -205,6 +205,10 @@ const DEPTH_READ_SPACING = 20;
 /** However slow the read, the refresh runs at least this often. */
 const MAX_BACKLOG_REFRESH_MS = 60_000;
 
+function addTo(counts: Map<string, number>, key: string, n: number): void {
+  counts.set(key, (counts.get(key) ?? 0) + n);
+}
+
 /** Resolves waiters on wake() or after their timeout, whichever comes first. */
 class Waker {
   private waiters = new Set<() => void>();
@@ -253,6 +257,16 @@ function validate(req: AcceptRequest): void {
 interface HandlerEffects {
   emitted: number;
   delivered: number;
+  /** Non-deferrable deliveries written, per destination (what its deferrable ones wait behind). */
+  ahead: Map<string, number>;
+  /** Deferrable deliveries and deferrable messages written. */
+  deferrable: number;
+}
+
+/** Backlog figures: what a depth read found, or what this engine committed since one started. */
+interface BacklogCounts {
+  ahead: Map<string, number>;
+  deferrable: number;
 }
 
 interface PendingSettle {
@@ -345,6 +359,17 @@ class DurableEngine implements Engine {
 
   private deferrableBacklog = 0;
   private congested: string[] = [];
+  /** What the last depth read found: non-deferrable deliveries per destination, deferrable work. */
+  private readBacklog: BacklogCounts = { ahead: new Map(), deferrable: 0 };
+  /**
+   * What this engine has committed since the last depth read started, less what of it has left
+   * the queue since (`leftQueue`), added to that read's figures until the next one:
+   * back-pressure sees the engine's own writes at once, however far apart slow reads are spaced
+   * (DEPTH_READ_SPACING). Other processes' writes are seen at the next read.
+   */
+  private ownSinceRead: BacklogCounts = { ahead: new Map(), deferrable: 0 };
+  /** While a read runs: what was counted before it started (still counted until it answers). */
+  private ownBeforeRead: BacklogCounts | null = null;
   private backlogRefreshedAt = 0;
   /** refreshMs, or more when the last depth read was slow (DEPTH_READ_SPACING). */
   private backlogRefreshEveryMs: number;
@@ -536,6 +561,7 @@ class DurableEngine implements Engine {
     }
     // Every caller is answered first; listeners of `accepted` hear of it after.
     const accepted: EngineEvents['accepted'][0][] = [];
+    let acceptedDeferrable = 0;
     batch.forEach((b, i) => {
       const r = results[i]!;
       if (r instanceof Error) {
@@ -545,6 +571,7 @@ class DurableEngine implements Engine {
       switch (r.outcome) {
         case 'accepted':
           this.counters.accepted++;
+          if (b.req.priority === 'deferrable') acceptedDeferrable++;
           accepted.push({
             messageId: r.messageId,
             type: b.req.type,
@@ -564,6 +591,7 @@ class DurableEngine implements Engine {
       }
       b.resolve(r);
     });
+    if (acceptedDeferrable > 0) this.countOwn({ ahead: new Map(), deferrable: acceptedDeferrable });
     if (accepted.length === 0) return;
     this.messageWaker.wake();
     for (const e of accepted) this.notify('accepted', e);
@@ -577,6 +605,11 @@ class DurableEngine implements Engine {
   }
 
   private async refreshBacklog(): Promise<void> {
+    // What is committed from now on is counted again on top of this read (it may or may not be
+    // in it: counted twice at worst, until the next read).
+    const own = this.ownSinceRead;
+    this.ownBeforeRead = own;
+    this.ownSinceRead = { ahead: new Map(), deferrable: 0 };
     try {
       const started = performance.now();
       const d = await queueDepths(this.store);
@@ -586,31 +619,84 @@ class DurableEngine implements Engine {
         Math.min(MAX_BACKLOG_REFRESH_MS, Math.ceil(took * DEPTH_READ_SPACING)),
       );
       const deferrable = priorityOrder('deferrable');
-      let backlog = 0;
-      for (const m of d.messages) if (m.priority === deferrable) backlog += m.n;
-      const perDestination = new Map<string, number>();
+      const read: BacklogCounts = { ahead: new Map(), deferrable: 0 };
+      for (const m of d.messages) if (m.priority === deferrable) read.deferrable += m.n;
       for (const x of d.deliveries) {
         // A destination's backlog is the work deferrable deliveries would wait behind.
-        if (x.priority === deferrable) backlog += x.n;
-        else perDestination.set(x.destination, (perDestination.get(x.destination) ?? 0) + x.n);
+        if (x.priority === deferrable) read.deferrable += x.n;
+        else addTo(read.ahead, x.destination, x.n);
       }
-      this.deferrableBacklog = backlog;
-      if (this.gate?.setBacklog) {
-        for (const dest of this.senders.keys()) {
-          try {
-            this.gate.setBacklog(dest, perDestination.get(dest) ?? 0);
-          } catch {
-            // The gate has no policy for this destination; its deliveries will say so.
-          }
-        }
-      }
-      this.congested = Object.entries(this.destinationBacklog)
-        .filter(([dest, limit]) => (perDestination.get(dest) ?? 0) > limit)
-        .map(([dest]) => dest);
+      this.readBacklog = read;
+      this.ownBeforeRead = null;
       this.backlogRefreshedAt = Date.now();
     } catch (err) {
+      // Nothing read: what was counted since the previous read still counts.
+      this.ownBeforeRead = null;
+      this.countOwn(own);
       this.reportError('backlog refresh', err);
+      return;
     }
+    this.applyBacklog(this.senders.keys());
+  }
+
+  /** Adds work this engine committed to the backlog between depth reads. */
+  private countOwn(w: BacklogCounts): void {
+    if (w.deferrable === 0 && w.ahead.size === 0) return;
+    this.ownSinceRead.deferrable += w.deferrable;
+    for (const [dest, n] of w.ahead) addTo(this.ownSinceRead.ahead, dest, n);
+    this.applyBacklog(w.ahead.keys());
+  }
+
+  /**
+   * A message or delivery of this engine's left the queue (done, delivered or dead): taken off
+   * what it counted since the last read, never below none. One written before the read stays in
+   * the read's figure until the next read (counted a while longer, never missed); one finished
+   * while a read runs may be taken off twice until that read answers.
+   */
+  private leftQueue(priority: number, destination: string | null): void {
+    const deferrable = priority === priorityOrder('deferrable');
+    // A message counts only as deferrable work; the backlog ahead is deliveries'.
+    if (!deferrable && destination === null) return;
+    const windows = this.ownBeforeRead
+      ? [this.ownSinceRead, this.ownBeforeRead]
+      : [this.ownSinceRead];
+    for (const w of windows) {
+      if (deferrable) {
+        if (w.deferrable === 0) continue;
+        w.deferrable--;
+      } else {
+        const n = w.ahead.get(destination!) ?? 0;
+        if (n === 0) continue;
+        w.ahead.set(destination!, n - 1);
+      }
+      this.applyBacklog(deferrable ? [] : [destination!]);
+      return;
+    }
+  }
+
+  /**
+   * The backlog figures back-pressure acts on: the last read plus this engine's own writes since;
+   * `report` names the destinations whose figure the gate hears (setBacklog).
+   */
+  private applyBacklog(report: Iterable<string>): void {
+    const counted = [this.readBacklog, this.ownSinceRead];
+    if (this.ownBeforeRead) counted.push(this.ownBeforeRead);
+    const ahead = (dest: string): number =>
+      counted.reduce((n, c) => n + (c.ahead.get(dest) ?? 0), 0);
+    this.deferrableBacklog = counted.reduce((n, c) => n + c.deferrable, 0);
+    if (this.gate?.setBacklog) {
+      for (const dest of report) {
+        if (!this.senders.has(dest)) continue;
+        try {
+          this.gate.setBacklog(dest, ahead(dest));
+        } catch {
+          // The gate has no policy for this destination; its deliveries will say so.
+        }
+      }
+    }
+    this.congested = Object.entries(this.destinationBacklog)
+      .filter(([dest, limit]) => ahead(dest) > limit)
+      .map(([dest]) => dest);
   }
 
   // -------------------------------------------------------------------------- registration
@@ -803,7 +889,7 @@ class DurableEngine implements Engine {
     const handler = this.handlers.get(msg.type);
     const personal = this.sealer !== undefined && this.personalMessage(c.row);
     if (!handler) throw new PermanentError(`no handler registered for ${msg.type}`);
-    const effects: HandlerEffects = { emitted: 0, delivered: 0 };
+    const effects: HandlerEffects = { emitted: 0, delivered: 0, ahead: new Map(), deferrable: 0 };
     // The done-mark first: on PostgreSQL it locks the row, so a worker that re-claimed an
     // expired lease cannot commit the same message's effects twice.
     await markMessageDone(sql, msg.id, c.leaseToken, Date.now());
@@ -816,19 +902,22 @@ class DurableEngine implements Engine {
       state: stateAccess(sql, Date.now),
       emit: async (e: EmitRequest) => {
         effects.emitted++;
-        return this.emitInTx(sql, msg, e, effects.emitted, personal);
+        return this.emitInTx(sql, msg, e, effects, personal);
       },
       deliver: async (d: DeliveryRequest) => {
         const n = (perDestination.get(d.destination) ?? 0) + 1;
         perDestination.set(d.destination, n);
         effects.delivered++;
+        const priority = d.priority ?? msg.priority;
+        if (priority === 'deferrable') effects.deferrable++;
+        else addTo(effects.ahead, d.destination, 1);
         return insertDelivery(
           sql,
           {
             messageId: msg.id,
             destination: d.destination,
             idempotencyKey: d.idempotencyKey ?? `${msg.id}/${d.destination}/${n}`,
-            priority: d.priority ?? msg.priority,
+            priority,
             payload: d.payload,
             headers: d.headers,
             traceparent: d.traceparent ?? msg.traceparent,
@@ -912,12 +1001,14 @@ class DurableEngine implements Engine {
 
   private handlerSucceeded(c: Claimed<MessageRow>, effects: HandlerEffects): void {
     this.counters.processed++;
+    this.leftQueue(c.row.priority, null);
     this.notify('processed', {
       messageId: c.row.id,
       type: c.row.type,
       priority: priorityOf(c.row.priority),
       latencyMs: Date.now() - c.row.accepted_at,
     });
+    this.countOwn(effects);
     if (effects.emitted > 0) this.messageWaker.wake();
     if (effects.delivered > 0) this.deliveryWaker.wake();
   }
@@ -934,10 +1025,11 @@ class DurableEngine implements Engine {
     sql: StoreTx,
     parent: ReturnType<typeof toQueuedMessage>,
     e: EmitRequest,
-    n: number,
+    effects: HandlerEffects,
     personal: boolean,
   ): Promise<string> {
     const now = Date.now();
+    const n = effects.emitted;
     const req: AcceptRequest = {
       source: e.source ?? 'middlemart',
       idempotencyKey: e.idempotencyKey ?? `${parent.id}/emit/${n}`,
@@ -963,6 +1055,7 @@ class DurableEngine implements Engine {
       sealWhen: this.sealWhen,
     });
     if (r.outcome === 'backpressure') throw new Error('unreachable: emit refused');
+    if (r.outcome === 'accepted' && req.priority === 'deferrable') effects.deferrable++;
     return r.messageId;
   }
 
@@ -989,6 +1082,7 @@ class DurableEngine implements Engine {
         });
       } else if (r === 'dead') {
         this.counters.deadLettered++;
+        this.leftQueue(c.row.priority, null);
         this.notify('dead-lettered', {
           kind: 'message',
           id: c.row.id,
@@ -1261,10 +1355,14 @@ class DurableEngine implements Engine {
   }
 
   /** Group commit for delivery outcomes (see GroupCommit). */
-  private settle(claimed: Claimed<DeliveryRow>, result: DeliveryResult): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
+  private async settle(claimed: Claimed<DeliveryRow>, result: DeliveryResult): Promise<boolean> {
+    const settled = await new Promise<boolean>((resolve, reject) => {
       this.settles.add({ claimed, result, resolve, reject });
     });
+    if (settled && (result.kind === 'delivered' || result.kind === 'dead')) {
+      this.leftQueue(claimed.row.priority, claimed.row.destination);
+    }
+    return settled;
   }
 
   /**

@@ -15,25 +15,25 @@ for (const backend of BACKENDS) {
       test(`congestion by ${via} holds deferrable deliveries, not critical`, async () => {
         const db = await backend.create();
         const store = await db.open();
+        let congested = true;
+        const base = passThroughGate();
+        const engine = createEngine({
+          store,
+          pollMs: { min: 2, max: 20 },
+          gate: {
+            attempt: (a) => base.attempt(a),
+            status: (id) => ({
+              id,
+              circuit: 'closed',
+              inFlight: 0,
+              concurrencyLimit: 4,
+              congested: via === 'gate status' && congested,
+            }),
+          },
+          backpressure:
+            via === 'backlog threshold' ? { destinationBacklog: { crm: 1 }, refreshMs: 10 } : {},
+        });
         try {
-          let congested = true;
-          const base = passThroughGate();
-          const engine = createEngine({
-            store,
-            pollMs: { min: 2, max: 20 },
-            gate: {
-              attempt: (a) => base.attempt(a),
-              status: (id) => ({
-                id,
-                circuit: 'closed',
-                inFlight: 0,
-                concurrencyLimit: 4,
-                congested: via === 'gate status' && congested,
-              }),
-            },
-            backpressure:
-              via === 'backlog threshold' ? { destinationBacklog: { crm: 1 }, refreshMs: 10 } : {},
-          });
           const sent: { priority: PriorityClass; at: number; done?: number }[] = [];
           engine.registerHandler('note', async (msg, tx) => {
             await tx.deliver({ destination: 'crm', payload: msg.payload });
@@ -79,8 +79,9 @@ for (const backend of BACKENDS) {
             ...sent.filter((s) => s.priority === 'deferrable').map((s) => s.at),
           );
           assert.ok(firstDeferrable >= criticalDone, 'deferrable waited for the critical backlog');
-          await engine.stop();
         } finally {
+          // Stopped here too when an assertion failed, so no loop outlives its store.
+          await engine.stop();
           await store.close();
           await db.drop();
         }
@@ -109,6 +110,70 @@ test('a slow read of the depths spaces the backlog refresh (at most 1/20 of the 
     assert.ok(reads >= 1, 'the backlog was read');
     assert.ok(reads <= 3, `${reads} reads in 1.2 s`);
   } finally {
+    await engine.stop();
+    await base.close();
+  }
+});
+
+test('deliveries the engine writes count at once, however long since the depths were read', async () => {
+  const base = await openStore('sqlite::memory:');
+  // The first read of the depths answers; the next one waits until the test ends (a slow count
+  // over a large PostgreSQL queue, or reads spaced far apart): back-pressure must still see the
+  // critical deliveries the handlers write meanwhile, and their delivery.
+  let reads = 0;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const store = Object.create(base) as Store;
+  store.query = async <T extends Row = Row>(sql: string, params?: readonly SqlValue[]) => {
+    if (/FROM queue_counts/.test(sql) && /'messages'/.test(sql) && ++reads > 1) await released;
+    return base.query<T>(sql, params);
+  };
+  const engine = createEngine({
+    store,
+    pollMs: { min: 2, max: 20 },
+    gate: passThroughGate(),
+    backpressure: { destinationBacklog: { crm: 1 }, refreshMs: 10 },
+  });
+  try {
+    engine.registerHandler('note', async (msg, tx) => {
+      await tx.deliver({ destination: 'crm', payload: msg.payload });
+    });
+    engine.start();
+    await waitFor('the first read of the depths', () => reads >= 2);
+    for (let i = 0; i < 12; i++) {
+      await engine.accept({
+        source: 'test',
+        idempotencyKey: `n-${i}`,
+        requestHash: 'h',
+        type: 'note',
+        partitionKey: `c-${i}`,
+        priority: i < 10 ? 'deferrable' : 'critical',
+        payload: { i },
+      });
+    }
+    await waitFor('handlers done', () => engine.counters.processed === 12);
+    const sent: { priority: PriorityClass; at: number; done?: number }[] = [];
+    engine.registerSender('crm', async (d) => {
+      const entry: (typeof sent)[number] = { priority: d.priority, at: Date.now() };
+      sent.push(entry);
+      if (d.priority === 'critical') await sleep(150);
+      entry.done = Date.now();
+      return { status: 200 };
+    });
+    // No read of the depths answers during the test: what holds the deferrable deliveries back
+    // is the engine's own count of the critical ones its handlers wrote (two, over crm's 1),
+    // and what lets them go is its count of those delivered.
+    await waitFor('all delivered', () => sent.filter((s) => s.done).length === 12);
+    assert.equal(reads, 2, 'no depth read answered after the first');
+    const criticalDone = Math.max(
+      ...sent.filter((s) => s.priority === 'critical').map((s) => s.done ?? Infinity),
+    );
+    const firstDeferrable = Math.min(
+      ...sent.filter((s) => s.priority === 'deferrable').map((s) => s.at),
+    );
+    assert.ok(firstDeferrable >= criticalDone, 'deferrable waited for the critical deliveries');
+  } finally {
+    release();
     await engine.stop();
     await base.close();
   }
