@@ -1142,14 +1142,8 @@ for (const backend of BACKENDS) {
         for (const r of [first, req({ priority: 'deferrable' }), req({ priority: 'deferrable' })]) {
           assert.equal((await engine.accept(r)).outcome, 'accepted');
         }
-        // Workers are not started: the backlog stays queued; accepts refresh the figures.
-        // Figures refresh every 10 ms: a few more may be accepted before the refusal starts.
-        let extra = 0;
-        await waitFor('backlog refreshed', async () => {
-          const r = await engine.accept(req({ priority: 'deferrable' }));
-          if (r.outcome === 'accepted') extra++;
-          return r.outcome === 'backpressure';
-        });
+        // Workers are not started: the backlog stays queued. The engine counts what it accepts
+        // itself at once, whenever the depths were last read: the next deferrable is refused.
         assert.deepEqual(await engine.accept(req({ priority: 'deferrable' })), {
           outcome: 'backpressure',
           retryAfterSeconds: 7,
@@ -1158,10 +1152,9 @@ for (const backend of BACKENDS) {
         assert.equal((await engine.accept(first)).outcome, 'duplicate');
         assert.equal((await engine.accept(req({ priority: 'critical' }))).outcome, 'accepted');
         const stats = await engine.stats();
-        assert.equal(stats.messages.byClass.deferrable.depth, 3 + extra);
-        assert.ok(extra <= 5);
+        assert.equal(stats.messages.byClass.deferrable.depth, 3);
         assert.equal(stats.messages.byClass.critical.depth, 1);
-        assert.equal(engine.counters.backpressured >= 2, true);
+        assert.equal(engine.counters.backpressured, 1);
         await engine.stop();
       }));
   });
