@@ -9,6 +9,56 @@ import type { Row, SqlValue, Store } from '../../src/store/port.js';
 import type { PriorityClass } from '../../src/runtime/types.js';
 import { passThroughGate, sleep, waitFor } from './support.js';
 
+type Engine = ReturnType<typeof createEngine>;
+
+/** Each `note` message delivers to crm; ten deferrable notes are accepted, then two critical. */
+async function acceptNotes(engine: Engine): Promise<void> {
+  engine.registerHandler('note', async (msg, tx) => {
+    await tx.deliver({ destination: 'crm', payload: msg.payload });
+  });
+  for (let i = 0; i < 12; i++) {
+    await engine.accept({
+      source: 'test',
+      idempotencyKey: `n-${i}`,
+      requestHash: 'h',
+      type: 'note',
+      partitionKey: `c-${i}`,
+      priority: i < 10 ? 'deferrable' : 'critical',
+      payload: { i },
+    });
+  }
+}
+
+interface Sent {
+  priority: PriorityClass;
+  at: number;
+  done?: number;
+}
+
+/** crm's sender: records when each delivery started and ended; critical ones take `criticalMs`. */
+function recordCrm(engine: Engine, criticalMs: number): Sent[] {
+  const sent: Sent[] = [];
+  engine.registerSender('crm', async (d) => {
+    const entry: Sent = { priority: d.priority, at: Date.now() };
+    sent.push(entry);
+    if (d.priority === 'critical') await sleep(criticalMs);
+    entry.done = Date.now();
+    return { status: 200 };
+  });
+  return sent;
+}
+
+/** No deferrable delivery started before every critical one had ended. */
+function assertDeferrableAfterCritical(sent: readonly Sent[]): void {
+  const criticalDone = Math.max(
+    ...sent.filter((s) => s.priority === 'critical').map((s) => s.done ?? Infinity),
+  );
+  const firstDeferrable = Math.min(
+    ...sent.filter((s) => s.priority === 'deferrable').map((s) => s.at),
+  );
+  assert.ok(firstDeferrable >= criticalDone, 'deferrable waited for the critical backlog');
+}
+
 for (const backend of BACKENDS) {
   describe(`delivery back-pressure: ${backend.name}`, { skip: backend.skip }, () => {
     for (const via of ['gate status', 'backlog threshold'] as const) {
@@ -34,33 +84,12 @@ for (const backend of BACKENDS) {
             via === 'backlog threshold' ? { destinationBacklog: { crm: 1 }, refreshMs: 10 } : {},
         });
         try {
-          const sent: { priority: PriorityClass; at: number; done?: number }[] = [];
-          engine.registerHandler('note', async (msg, tx) => {
-            await tx.deliver({ destination: 'crm', payload: msg.payload });
-          });
           // Deliveries are written first (no sender yet), so the backlog is known before claims.
-          for (let i = 0; i < 12; i++) {
-            const priority: PriorityClass = i < 10 ? 'deferrable' : 'critical';
-            await engine.accept({
-              source: 'test',
-              idempotencyKey: `n-${i}`,
-              requestHash: 'h',
-              type: 'note',
-              partitionKey: `c-${i}`,
-              priority,
-              payload: { i },
-            });
-          }
+          await acceptNotes(engine);
           engine.start();
           await waitFor('handlers done', () => engine.counters.processed === 12);
           await sleep(50);
-          engine.registerSender('crm', async (d) => {
-            const entry: (typeof sent)[number] = { priority: d.priority, at: Date.now() };
-            sent.push(entry);
-            if (d.priority === 'critical') await sleep(200);
-            entry.done = Date.now();
-            return { status: 200 };
-          });
+          const sent = recordCrm(engine, 200);
           await waitFor('critical delivered', () => sent.filter((s) => s.done).length >= 2);
           if (via === 'gate status') {
             await sleep(200);
@@ -72,13 +101,7 @@ for (const backend of BACKENDS) {
             congested = false;
           }
           await waitFor('all delivered', () => sent.length === 12);
-          const criticalDone = Math.max(
-            ...sent.filter((s) => s.priority === 'critical').map((s) => s.done ?? Infinity),
-          );
-          const firstDeferrable = Math.min(
-            ...sent.filter((s) => s.priority === 'deferrable').map((s) => s.at),
-          );
-          assert.ok(firstDeferrable >= criticalDone, 'deferrable waited for the critical backlog');
+          assertDeferrableAfterCritical(sent);
         } finally {
           // Stopped here too when an assertion failed, so no loop outlives its store.
           await engine.stop();
@@ -135,43 +158,17 @@ test('deliveries the engine writes count at once, however long since the depths 
     backpressure: { destinationBacklog: { crm: 1 }, refreshMs: 10 },
   });
   try {
-    engine.registerHandler('note', async (msg, tx) => {
-      await tx.deliver({ destination: 'crm', payload: msg.payload });
-    });
     engine.start();
     await waitFor('the first read of the depths', () => reads >= 2);
-    for (let i = 0; i < 12; i++) {
-      await engine.accept({
-        source: 'test',
-        idempotencyKey: `n-${i}`,
-        requestHash: 'h',
-        type: 'note',
-        partitionKey: `c-${i}`,
-        priority: i < 10 ? 'deferrable' : 'critical',
-        payload: { i },
-      });
-    }
+    await acceptNotes(engine);
     await waitFor('handlers done', () => engine.counters.processed === 12);
-    const sent: { priority: PriorityClass; at: number; done?: number }[] = [];
-    engine.registerSender('crm', async (d) => {
-      const entry: (typeof sent)[number] = { priority: d.priority, at: Date.now() };
-      sent.push(entry);
-      if (d.priority === 'critical') await sleep(150);
-      entry.done = Date.now();
-      return { status: 200 };
-    });
+    const sent = recordCrm(engine, 150);
     // No read of the depths answers during the test: what holds the deferrable deliveries back
     // is the engine's own count of the critical ones its handlers wrote (two, over crm's 1),
     // and what lets them go is its count of those delivered.
     await waitFor('all delivered', () => sent.filter((s) => s.done).length === 12);
     assert.equal(reads, 2, 'no depth read answered after the first');
-    const criticalDone = Math.max(
-      ...sent.filter((s) => s.priority === 'critical').map((s) => s.done ?? Infinity),
-    );
-    const firstDeferrable = Math.min(
-      ...sent.filter((s) => s.priority === 'deferrable').map((s) => s.at),
-    );
-    assert.ok(firstDeferrable >= criticalDone, 'deferrable waited for the critical deliveries');
+    assertDeferrableAfterCritical(sent);
   } finally {
     release();
     await engine.stop();
