@@ -80,8 +80,10 @@ for (const backend of BACKENDS) {
               congested: via === 'gate status' && congested,
             }),
           },
+          // A backlog limit of 0: crm's deferrable deliveries wait while any critical one is
+          // queued (with 1 they may go once the first of the two has ended, before the second).
           backpressure:
-            via === 'backlog threshold' ? { destinationBacklog: { crm: 1 }, refreshMs: 10 } : {},
+            via === 'backlog threshold' ? { destinationBacklog: { crm: 0 }, refreshMs: 10 } : {},
         });
         try {
           // Deliveries are written first (no sender yet), so the backlog is known before claims.
@@ -155,7 +157,8 @@ test('deliveries the engine writes count at once, however long since the depths 
     store,
     pollMs: { min: 2, max: 20 },
     gate: passThroughGate(),
-    backpressure: { destinationBacklog: { crm: 1 }, refreshMs: 10 },
+    // A backlog limit of 0: crm's deferrable deliveries wait while any critical one is queued.
+    backpressure: { destinationBacklog: { crm: 0 }, refreshMs: 10 },
   });
   try {
     engine.start();
@@ -164,7 +167,7 @@ test('deliveries the engine writes count at once, however long since the depths 
     await waitFor('handlers done', () => engine.counters.processed === 12);
     const sent = recordCrm(engine, 150);
     // No read of the depths answers during the test: what holds the deferrable deliveries back
-    // is the engine's own count of the critical ones its handlers wrote (two, over crm's 1),
+    // is the engine's own count of the critical ones its handlers wrote (two, over crm's 0),
     // and what lets them go is its count of those delivered.
     await waitFor('all delivered', () => sent.filter((s) => s.done).length === 12);
     assert.equal(reads, 2, 'no depth read answered after the first');
