@@ -209,6 +209,13 @@ function addTo(counts: Map<string, number>, key: string, n: number): void {
   counts.set(key, (counts.get(key) ?? 0) + n);
 }
 
+/** Takes `n` off `key`'s count, not below none. */
+function takeFrom(counts: Map<string, number>, key: string, n: number): void {
+  const left = (counts.get(key) ?? 0) - n;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
+}
+
 /** Resolves waiters on wake() or after their timeout, whichever comes first. */
 class Waker {
   private waiters = new Set<() => void>();
@@ -254,19 +261,22 @@ function validate(req: AcceptRequest): void {
   }
 }
 
-interface HandlerEffects {
-  emitted: number;
-  delivered: number;
-  /** Non-deferrable deliveries written, per destination (what its deferrable ones wait behind). */
+/** Backlog figures: what a depth read found, or what this engine committed since one started. */
+interface BacklogCounts {
+  /** Queued non-deferrable deliveries per destination (what its deferrable ones wait behind). */
   ahead: Map<string, number>;
-  /** Deferrable deliveries and deferrable messages written. */
+  /** Queued deferrable messages and deliveries. */
   deferrable: number;
 }
 
-/** Backlog figures: what a depth read found, or what this engine committed since one started. */
-interface BacklogCounts {
-  ahead: Map<string, number>;
-  deferrable: number;
+/** What a handler wrote; `ahead` and `deferrable` count towards the backlog once committed. */
+interface HandlerEffects extends BacklogCounts {
+  emitted: number;
+  delivered: number;
+}
+
+function noBacklog(): BacklogCounts {
+  return { ahead: new Map(), deferrable: 0 };
 }
 
 interface PendingSettle {
@@ -357,19 +367,15 @@ class DurableEngine implements Engine {
   private readonly heldDeliveries = new Set<Claimed<DeliveryRow>>();
   private renewing: Promise<void> | null = null;
 
-  private deferrableBacklog = 0;
-  private congested: string[] = [];
-  /** What the last depth read found: non-deferrable deliveries per destination, deferrable work. */
-  private readBacklog: BacklogCounts = { ahead: new Map(), deferrable: 0 };
+  /** What the last depth read found. */
+  private readBacklog = noBacklog();
   /**
    * What this engine has committed since the last depth read started, less what of it has left
    * the queue since (`leftQueue`), added to that read's figures until the next one:
    * back-pressure sees the engine's own writes at once, however far apart slow reads are spaced
    * (DEPTH_READ_SPACING). Other processes' writes are seen at the next read.
    */
-  private ownSinceRead: BacklogCounts = { ahead: new Map(), deferrable: 0 };
-  /** While a read runs: what was counted before it started (still counted until it answers). */
-  private ownBeforeRead: BacklogCounts | null = null;
+  private readonly ownBacklog = noBacklog();
   private backlogRefreshedAt = 0;
   /** refreshMs, or more when the last depth read was slow (DEPTH_READ_SPACING). */
   private backlogRefreshEveryMs: number;
@@ -527,7 +533,8 @@ class DurableEngine implements Engine {
     const opts = {
       now,
       idempotencyWindowMs: this.idempotencyWindowMs,
-      refuseDeferrable: this.deferrableBacklog > this.deferrableLimit,
+      refuseDeferrable:
+        this.readBacklog.deferrable + this.ownBacklog.deferrable > this.deferrableLimit,
       retryAfterSeconds: this.retryAfterSeconds,
       sealer: this.sealer,
       sealWhen: this.sealWhen,
@@ -605,11 +612,12 @@ class DurableEngine implements Engine {
   }
 
   private async refreshBacklog(): Promise<void> {
-    // What is committed from now on is counted again on top of this read (it may or may not be
-    // in it: counted twice at worst, until the next read).
-    const own = this.ownSinceRead;
-    this.ownBeforeRead = own;
-    this.ownSinceRead = { ahead: new Map(), deferrable: 0 };
+    // What is committed from now on may or may not be in this read; it stays counted on top of
+    // it (twice at worst, until the next read). What was counted before goes once it answers.
+    const before = {
+      ahead: new Map(this.ownBacklog.ahead),
+      deferrable: this.ownBacklog.deferrable,
+    };
     try {
       const started = performance.now();
       const d = await queueDepths(this.store);
@@ -619,7 +627,7 @@ class DurableEngine implements Engine {
         Math.min(MAX_BACKLOG_REFRESH_MS, Math.ceil(took * DEPTH_READ_SPACING)),
       );
       const deferrable = priorityOrder('deferrable');
-      const read: BacklogCounts = { ahead: new Map(), deferrable: 0 };
+      const read = noBacklog();
       for (const m of d.messages) if (m.priority === deferrable) read.deferrable += m.n;
       for (const x of d.deliveries) {
         // A destination's backlog is the work deferrable deliveries would wait behind.
@@ -627,24 +635,23 @@ class DurableEngine implements Engine {
         else addTo(read.ahead, x.destination, x.n);
       }
       this.readBacklog = read;
-      this.ownBeforeRead = null;
+      const own = this.ownBacklog;
+      own.deferrable = Math.max(0, own.deferrable - before.deferrable);
+      for (const [dest, n] of before.ahead) takeFrom(own.ahead, dest, n);
       this.backlogRefreshedAt = Date.now();
     } catch (err) {
       // Nothing read: what was counted since the previous read still counts.
-      this.ownBeforeRead = null;
-      this.countOwn(own);
       this.reportError('backlog refresh', err);
       return;
     }
-    this.applyBacklog(this.senders.keys());
+    this.reportBacklog(this.senders.keys());
   }
 
   /** Adds work this engine committed to the backlog between depth reads. */
   private countOwn(w: BacklogCounts): void {
     if (w.deferrable === 0 && w.ahead.size === 0) return;
-    this.ownSinceRead.deferrable += w.deferrable;
-    for (const [dest, n] of w.ahead) addTo(this.ownSinceRead.ahead, dest, n);
-    this.applyBacklog(w.ahead.keys());
+    this.ownBacklog.deferrable += w.deferrable;
+    for (const [dest, n] of w.ahead) addTo(this.ownBacklog.ahead, dest, n);
   }
 
   /**
@@ -657,46 +664,25 @@ class DurableEngine implements Engine {
     const deferrable = priority === priorityOrder('deferrable');
     // A message counts only as deferrable work; the backlog ahead is deliveries'.
     if (!deferrable && destination === null) return;
-    const windows = this.ownBeforeRead
-      ? [this.ownSinceRead, this.ownBeforeRead]
-      : [this.ownSinceRead];
-    for (const w of windows) {
-      if (deferrable) {
-        if (w.deferrable === 0) continue;
-        w.deferrable--;
-      } else {
-        const n = w.ahead.get(destination!) ?? 0;
-        if (n === 0) continue;
-        w.ahead.set(destination!, n - 1);
-      }
-      this.applyBacklog(deferrable ? [] : [destination!]);
-      return;
-    }
+    if (deferrable) this.ownBacklog.deferrable = Math.max(0, this.ownBacklog.deferrable - 1);
+    else takeFrom(this.ownBacklog.ahead, destination!, 1);
   }
 
-  /**
-   * The backlog figures back-pressure acts on: the last read plus this engine's own writes since;
-   * `report` names the destinations whose figure the gate hears (setBacklog).
-   */
-  private applyBacklog(report: Iterable<string>): void {
-    const counted = [this.readBacklog, this.ownSinceRead];
-    if (this.ownBeforeRead) counted.push(this.ownBeforeRead);
-    const ahead = (dest: string): number =>
-      counted.reduce((n, c) => n + (c.ahead.get(dest) ?? 0), 0);
-    this.deferrableBacklog = counted.reduce((n, c) => n + c.deferrable, 0);
-    if (this.gate?.setBacklog) {
-      for (const dest of report) {
-        if (!this.senders.has(dest)) continue;
-        try {
-          this.gate.setBacklog(dest, ahead(dest));
-        } catch {
-          // The gate has no policy for this destination; its deliveries will say so.
-        }
+  /** A destination's backlog: the last read plus this engine's own writes since. */
+  private backlogAhead(dest: string): number {
+    return (this.readBacklog.ahead.get(dest) ?? 0) + (this.ownBacklog.ahead.get(dest) ?? 0);
+  }
+
+  /** Tells the gate these destinations' backlogs (its own congestion is judged on them). */
+  private reportBacklog(destinations: Iterable<string>): void {
+    if (!this.gate?.setBacklog) return;
+    for (const dest of destinations) {
+      try {
+        this.gate.setBacklog(dest, this.backlogAhead(dest));
+      } catch {
+        // The gate has no policy for this destination; its deliveries will say so.
       }
     }
-    this.congested = Object.entries(this.destinationBacklog)
-      .filter(([dest, limit]) => ahead(dest) > limit)
-      .map(([dest]) => dest);
   }
 
   // -------------------------------------------------------------------------- registration
@@ -1121,7 +1107,12 @@ class DurableEngine implements Engine {
       const saturated = destinations.filter(
         (d) => (this.destinationInFlight.get(d) ?? 0) >= this.perDestination,
       );
-      const congested = new Set(this.congested);
+      const congested = new Set(
+        Object.entries(this.destinationBacklog)
+          .filter(([dest, limit]) => this.backlogAhead(dest) > limit)
+          .map(([dest]) => dest),
+      );
+      this.reportBacklog(destinations);
       for (const d of destinations) if (this.gateStatus(d)?.congested) congested.add(d);
       let claimed: Claimed<DeliveryRow>[] = [];
       try {
