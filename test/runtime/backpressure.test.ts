@@ -48,6 +48,23 @@ function recordCrm(engine: Engine, criticalMs: number): Sent[] {
   return sent;
 }
 
+/**
+ * `base`, with `onRead` run before each read of the messages' depths (the backlog refresh's,
+ * numbered from 1); `reads()` tells how many have started.
+ */
+function watchDepthReads(
+  base: Store,
+  onRead: (n: number) => Promise<void>,
+): { store: Store; reads: () => number } {
+  let n = 0;
+  const store = Object.create(base) as Store;
+  store.query = async <T extends Row = Row>(sql: string, params?: readonly SqlValue[]) => {
+    if (/FROM queue_counts/.test(sql) && /'messages'/.test(sql)) await onRead(++n);
+    return base.query<T>(sql, params);
+  };
+  return { store, reads: () => n };
+}
+
 /** No deferrable delivery started before every critical one had ended. */
 function assertDeferrableAfterCritical(sent: readonly Sent[]): void {
   const criticalDone = Math.max(
@@ -118,22 +135,14 @@ for (const backend of BACKENDS) {
 test('a slow read of the depths spaces the backlog refresh (at most 1/20 of the time)', async () => {
   const base = await openStore('sqlite::memory:');
   // Every read of the messages' depths takes 40 ms, as a count over a large PostgreSQL queue.
-  let reads = 0;
-  const store = Object.create(base) as Store;
-  store.query = async <T extends Row = Row>(sql: string, params?: readonly SqlValue[]) => {
-    if (/FROM queue_counts/.test(sql) && /'messages'/.test(sql)) {
-      reads++;
-      await sleep(40);
-    }
-    return base.query<T>(sql, params);
-  };
+  const { store, reads } = watchDepthReads(base, () => sleep(40));
   const engine = createEngine({ store, backpressure: { refreshMs: 10 } });
   try {
     engine.start();
     await sleep(1200);
     // Every 10 ms would be about 24 reads of 50 ms; spaced, one at start and one after 800 ms.
-    assert.ok(reads >= 1, 'the backlog was read');
-    assert.ok(reads <= 3, `${reads} reads in 1.2 s`);
+    assert.ok(reads() >= 1, 'the backlog was read');
+    assert.ok(reads() <= 3, `${reads()} reads in 1.2 s`);
   } finally {
     await engine.stop();
     await base.close();
@@ -145,14 +154,11 @@ test('deliveries the engine writes count at once, however long since the depths 
   // The first read of the depths answers; the next one waits until the test ends (a slow count
   // over a large PostgreSQL queue, or reads spaced far apart): back-pressure must still see the
   // critical deliveries the handlers write meanwhile, and their delivery.
-  let reads = 0;
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
-  const store = Object.create(base) as Store;
-  store.query = async <T extends Row = Row>(sql: string, params?: readonly SqlValue[]) => {
-    if (/FROM queue_counts/.test(sql) && /'messages'/.test(sql) && ++reads > 1) await released;
-    return base.query<T>(sql, params);
-  };
+  const { store, reads } = watchDepthReads(base, async (n) => {
+    if (n > 1) await released;
+  });
   const engine = createEngine({
     store,
     pollMs: { min: 2, max: 20 },
@@ -162,7 +168,7 @@ test('deliveries the engine writes count at once, however long since the depths 
   });
   try {
     engine.start();
-    await waitFor('the first read of the depths', () => reads >= 2);
+    await waitFor('the first read of the depths', () => reads() >= 2);
     await acceptNotes(engine);
     await waitFor('handlers done', () => engine.counters.processed === 12);
     const sent = recordCrm(engine, 150);
@@ -170,7 +176,7 @@ test('deliveries the engine writes count at once, however long since the depths 
     // is the engine's own count of the critical ones its handlers wrote (two, over crm's 0),
     // and what lets them go is its count of those delivered.
     await waitFor('all delivered', () => sent.filter((s) => s.done).length === 12);
-    assert.equal(reads, 2, 'no depth read answered after the first');
+    assert.equal(reads(), 2, 'no depth read answered after the first');
     assertDeferrableAfterCritical(sent);
   } finally {
     release();
