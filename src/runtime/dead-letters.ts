@@ -5,6 +5,7 @@
 import type { SqlValue, Store } from '../store/port.js';
 import { insertMessage, lockPartitionKeys, priorityOf, type AttemptRecord } from './queue.js';
 import { readStoredPayload, SealedPayloadError, type PayloadSealer } from './sealing.js';
+import type { PriorityClass } from './types.js';
 
 export interface DeadLetter {
   id: string;
@@ -188,6 +189,10 @@ export interface ReplayResult {
   kind: 'message' | 'delivery';
   /** The queued item: the same delivery id, or the new message id. */
   newId: string;
+  /** The class it is queued in again. */
+  priority: PriorityClass;
+  /** A delivery's destination. */
+  destination?: string;
 }
 
 /** Re-queues one dead letter; undefined when it is unknown or already replayed. */
@@ -209,14 +214,22 @@ export async function replayDeadLetter(
     );
     if (claimed.changes !== 1) return undefined;
     if (dl.kind === 'delivery') {
-      const r = await tx.execute(
+      const requeued = await tx.query<{ priority: number; destination: string }>(
         `UPDATE deliveries SET status = 'queued', attempts = 0, available_at = ?, lease_until = NULL,
            lease_token = NULL, completed_at = NULL, replay_count = replay_count + 1
-         WHERE id = ? AND status = 'dead'`,
+         WHERE id = ? AND status = 'dead'
+         RETURNING priority, destination`,
         [now, id],
       );
-      if (r.changes !== 1) throw new Error(`delivery ${id} is no longer dead-lettered`);
-      return { id, kind: 'delivery', newId: id };
+      const d = requeued[0];
+      if (!d) throw new Error(`delivery ${id} is no longer dead-lettered`);
+      return {
+        id,
+        kind: 'delivery',
+        newId: id,
+        priority: priorityOf(Number(d.priority)),
+        destination: d.destination,
+      };
     }
     const msgs = await tx.query<{
       source: string;
@@ -251,7 +264,7 @@ export async function replayDeadLetter(
       },
       now,
     );
-    return { id, kind: 'message', newId };
+    return { id, kind: 'message', newId, priority: priorityOf(m.priority) };
   });
 }
 

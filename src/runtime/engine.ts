@@ -485,6 +485,13 @@ class DurableEngine implements Engine {
   }
 
   private afterReplay(results: ReplayResult[]): void {
+    // What a replay queued again counts in the backlog at once, as the engine's own writes do.
+    const requeued = noBacklog();
+    for (const r of results) {
+      if (r.priority === 'deferrable') requeued.deferrable++;
+      else if (r.destination !== undefined) addTo(requeued.ahead, r.destination, 1);
+    }
+    this.countOwn(requeued);
     for (const r of results) {
       this.counters.replayed++;
       this.notify('replayed', r);

@@ -137,14 +137,23 @@ void test('dead letters: filters, cursor pages, redaction, replay one and by fil
   // Replay one delivery: re-queued under its own id (the refusing ERP dead-letters it again).
   const replay = await api.call('POST', `/v1/ops/dead-letters/${id}/replay`, { key: operator });
   assert.equal(replay.status, 202, replay.text);
-  assert.deepEqual(replay.json(), { id, kind: 'delivery', newId: id });
+  assert.deepEqual(replay.json(), {
+    id,
+    kind: 'delivery',
+    newId: id,
+    priority: 'standard',
+    destination: 'erp',
+  });
   // Replay one message: a new message; the dead letter is then spent (409), unknown ids are 404.
   const message = (byType.json() as { items: DeadLetterBody[] }).items[0]!;
   const replayed = await api.call('POST', `/v1/ops/dead-letters/${message.id}/replay`, {
     key: operator,
   });
   assert.equal(replayed.status, 202, replayed.text);
-  assert.notEqual((replayed.json() as { newId: string }).newId, message.id);
+  const requeued = replayed.json() as { newId: string; priority: string; destination?: string };
+  assert.notEqual(requeued.newId, message.id);
+  assert.equal(requeued.priority, 'standard');
+  assert.equal(requeued.destination, undefined);
   const again = await api.call('POST', `/v1/ops/dead-letters/${message.id}/replay`, {
     key: operator,
   });

@@ -184,3 +184,58 @@ test('deliveries the engine writes count at once, however long since the depths 
     await base.close();
   }
 });
+
+test('dead letters replayed count at once, however long since the depths were read', async () => {
+  const base = await openStore('sqlite::memory:');
+  // The second read of the depths answers when the engine stops (which waits for it), before
+  // anything is replayed; later ones wait until the test ends.
+  let answer!: () => void;
+  const answered = new Promise<void>((r) => (answer = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const { store, reads } = watchDepthReads(base, async (n) => {
+    if (n === 2) await answered;
+    if (n > 2) await released;
+  });
+  const engine = createEngine({
+    store,
+    pollMs: { min: 2, max: 20 },
+    handlerRetry: { maxAttempts: 1 },
+    backpressure: { deferrableBacklogLimit: 1, refreshMs: 10 },
+  });
+  engine.registerHandler('note', async () => {
+    throw new Error('crm down');
+  });
+  const note = (i: number) =>
+    engine.accept({
+      source: 'test',
+      idempotencyKey: `n-${i}`,
+      requestHash: 'h',
+      type: 'note',
+      partitionKey: `c-${i}`,
+      priority: 'deferrable',
+      payload: { i },
+    });
+  try {
+    engine.start();
+    await waitFor('the first read of the depths', () => reads() >= 2);
+    for (const i of [1, 2]) assert.equal((await note(i)).outcome, 'accepted');
+    await waitFor('both dead', () => engine.counters.deadLettered === 2);
+    // Dead, the two no longer count: a deferrable accept is taken (and dies too).
+    assert.equal((await note(3)).outcome, 'accepted');
+    await waitFor('the third dead', () => engine.counters.deadLettered === 3);
+    // Stopped, the engine claims nothing more: what is replayed stays queued.
+    answer();
+    await engine.stop();
+    const replayed = await engine.deadLetters.replayMatching({});
+    assert.equal(replayed.length, 3);
+    assert.ok(replayed.every((r) => r.kind === 'message' && r.priority === 'deferrable'));
+    // Three deferrable messages queued again, over the limit of 1, with no read answered since:
+    // refused.
+    assert.equal((await note(4)).outcome, 'backpressure');
+  } finally {
+    release();
+    await engine.stop();
+    await base.close();
+  }
+});

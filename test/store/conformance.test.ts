@@ -522,6 +522,8 @@ for (const backend of BACKENDS) {
         fixed = true;
         const replayed = await engine.deadLetters.replay(poison.messageId);
         assert.equal(replayed?.kind, 'message');
+        assert.equal(replayed?.priority, 'standard');
+        assert.equal(replayed?.destination, undefined);
         await waitFor('handled once and delivered', () => handled === 1 && sent.length === 1);
         await engine.stop();
         assert.equal(await engine.deadLetters.replay(poison.messageId), undefined);
@@ -566,6 +568,14 @@ for (const backend of BACKENDS) {
         healthy = true;
         const replayed = await engine.deadLetters.replayMatching({ destination: 'erp' });
         assert.equal(replayed.length, 1);
+        // Queued again in its own class, for its own destination (back-pressure counts it there).
+        assert.deepEqual(replayed[0], {
+          id: dl.id,
+          kind: 'delivery',
+          newId: dl.id,
+          priority: 'critical',
+          destination: 'erp',
+        });
         await waitFor('applied', () => applied.size === 1);
         await engine.stop();
         assert.deepEqual([...applied], [dl.idempotencyKey]);

@@ -71,11 +71,17 @@ const deadLetterSchema = {
 
 const replayResultSchema = {
   type: 'object',
-  required: ['id', 'kind', 'newId'],
+  required: ['id', 'kind', 'newId', 'priority'],
   properties: {
     id: { type: 'string' },
     kind: { type: 'string', enum: ['message', 'delivery'] },
     newId: { type: 'string', description: 'the re-queued delivery, or the new message' },
+    priority: {
+      type: 'string',
+      enum: PRIORITY_CLASSES,
+      description: 'the class it is queued in again',
+    },
+    destination: { type: 'string', description: "a delivery's destination" },
   },
 } as const;
 
