@@ -15,7 +15,7 @@ import {
   lockPartitionKeys,
   markMessageDone,
   priorityOf,
-  promoteNextHead,
+  promoteNextHeadAtCommit,
   promoteNextHeads,
   renewLeases,
   purgeExpired,
@@ -923,7 +923,7 @@ class DurableEngine implements Engine {
       },
     };
     await handler(msg, tx);
-    if (promote) await promoteNextHead(sql, c.row);
+    if (promote) promoteNextHeadAtCommit(sql, c.row);
     return effects;
   }
 

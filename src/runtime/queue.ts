@@ -2,7 +2,7 @@
 // (idempotent accept), claiming messages and deliveries under leases, completion, retry and
 // dead-lettering, replay, retention and depth figures. The engine (engine.ts) schedules them.
 import { randomUUID } from 'node:crypto';
-import type { Row, SqlRunner, SqlValue, Store } from '../store/port.js';
+import type { Row, SqlRunner, SqlValue, Store, StoreTx } from '../store/port.js';
 import {
   PRIORITY_CLASSES,
   type AcceptRequest,
@@ -44,6 +44,9 @@ function placeholders(n: number): string {
   return new Array<string>(n).fill('?').join(', ');
 }
 
+/** PostgreSQL: a partition key's lock, held until the transaction ends. */
+const KEY_LOCK_SQL = 'SELECT pg_advisory_xact_lock(hashtextextended(?, 7366504)) AS locked';
+
 /**
  * On PostgreSQL, accepts of one partition key are serialised (a transaction-scoped advisory
  * lock) so that commit order equals sequence order within a key: a message can never become
@@ -51,9 +54,7 @@ function placeholders(n: number): string {
  */
 export async function lockPartitionKeys(tx: SqlRunner, keys: Iterable<string>): Promise<void> {
   if (tx.dialect !== 'postgres') return;
-  for (const key of [...new Set(keys)].sort()) {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended(?, 7366504)) AS locked', [key]);
-  }
+  for (const key of [...new Set(keys)].sort()) await tx.query(KEY_LOCK_SQL, [key]);
 }
 
 // ------------------------------------------------------------------------------------- inbox
@@ -262,15 +263,28 @@ export async function promoteNextHead(tx: SqlRunner, finished: FinishedMessage):
   await promoteNextHeads(tx, [finished]);
 }
 
-/** PostgreSQL: the first queued message of a key becomes its head (taking the key's lock). */
-async function promoteFirstQueued(tx: SqlRunner, partitionKey: string): Promise<void> {
-  await lockPartitionKeys(tx, [partitionKey]);
-  await tx.execute(
-    `UPDATE messages SET is_head = 1
-     WHERE seq = (SELECT MIN(seq) FROM messages WHERE partition_key = ? AND status = 'queued')
-       AND is_head = 0`,
-    [partitionKey],
-  );
+/** PostgreSQL: the first queued message of a key becomes its head (under the key's lock). */
+const PROMOTE_FIRST_QUEUED_SQL = `UPDATE messages SET is_head = 1
+  WHERE seq = (SELECT MIN(seq) FROM messages WHERE partition_key = ? AND status = 'queued')
+    AND is_head = 0`;
+
+/** SQLite: the messages chained behind finished ones (a JSON array of their seqs) become heads. */
+const PROMOTE_CHAINED_SQL = `UPDATE messages SET is_head = 1
+  WHERE prev_seq IN (SELECT value FROM json_each(?)) AND status = 'queued' AND is_head = 0`;
+
+/**
+ * promoteNextHead queued to run with the transaction's COMMIT (`StoreTx.atCommit`). On
+ * PostgreSQL the key's lock, the promotion and the COMMIT then take one round trip instead of
+ * three, the lock is held only for it, and the promotion, a statement of its own, still sees
+ * everything committed before the lock was granted (an accept of the key cannot slip between).
+ */
+export function promoteNextHeadAtCommit(tx: StoreTx, finished: FinishedMessage): void {
+  if (tx.dialect === 'postgres') {
+    tx.atCommit(KEY_LOCK_SQL, [finished.partition_key]);
+    tx.atCommit(PROMOTE_FIRST_QUEUED_SQL, [finished.partition_key]);
+    return;
+  }
+  tx.atCommit(PROMOTE_CHAINED_SQL, [JSON.stringify([finished.seq])]);
 }
 
 /**
@@ -283,14 +297,13 @@ export async function promoteNextHeads(
 ): Promise<void> {
   if (finished.length === 0) return;
   if (tx.dialect === 'postgres') {
-    for (const f of finished) await promoteFirstQueued(tx, f.partition_key);
+    for (const f of finished) {
+      await lockPartitionKeys(tx, [f.partition_key]);
+      await tx.execute(PROMOTE_FIRST_QUEUED_SQL, [f.partition_key]);
+    }
     return;
   }
-  await tx.execute(
-    `UPDATE messages SET is_head = 1
-     WHERE prev_seq IN (SELECT value FROM json_each(?)) AND status = 'queued' AND is_head = 0`,
-    [JSON.stringify(finished.map((f) => f.seq))],
-  );
+  await tx.execute(PROMOTE_CHAINED_SQL, [JSON.stringify(finished.map((f) => f.seq))]);
 }
 
 /**
@@ -395,7 +408,7 @@ async function acceptBatchPostgres(
       // message of each such key becomes head if it is not (the keys' locks are held).
       const lost = new Set<string>();
       for (const f of fresh) if (!inserted.has(f.id as string)) lost.add(f.pk as string);
-      for (const pk of lost) await promoteFirstQueued(tx, pk);
+      for (const pk of lost) await tx.execute(PROMOTE_FIRST_QUEUED_SQL, [pk]);
     }
   }
   // Known keys, keys repeated in the batch and refused deferrable requests are answered one by
@@ -786,8 +799,8 @@ export async function completeMessage(
 
 /**
  * Marks a claimed message done inside the handler's transaction; throws if the lease is lost.
- * The caller must call promoteNextHead for its key before committing (the engine does so after
- * the handler ran, to hold the key's lock only briefly).
+ * The caller must promote its key's next head before committing (the engine queues that to run
+ * with the COMMIT, promoteNextHeadAtCommit, so the key's lock is held only for that round trip).
  */
 export async function markMessageDone(
   tx: SqlRunner,

@@ -22,7 +22,18 @@ export interface SqlRunner {
   execute(sql: string, params?: readonly SqlValue[]): Promise<ExecuteResult>;
 }
 
-export type StoreTx = SqlRunner;
+/** Statements run through this object belong to one transaction. */
+export interface StoreTx extends SqlRunner {
+  /**
+   * Queues a statement to run at the end of the transaction, after everything else in it and just
+   * before its COMMIT, in the order queued. Where the store can, it travels with the COMMIT in one
+   * round trip (PostgreSQL: one simple query, its parameters inlined as literals; each statement
+   * there still takes its own snapshot once the ones before it have run). Its result is not
+   * returned; should it fail, nothing commits and `transaction()` rejects with its error. For
+   * the bookkeeping a transaction ends with, whose outcome nothing in it waits for.
+   */
+  atCommit(sql: string, params?: readonly SqlValue[]): void;
+}
 
 export interface Migration {
   version: number;

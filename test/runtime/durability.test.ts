@@ -33,6 +33,10 @@ function recording(store: Store): { store: Store; log: Recorded[] } {
           entry.statements.push(sql.replace(/\s+/g, ' ').trim());
           return tx.execute(sql, params);
         },
+        atCommit: (sql, params) => {
+          entry.statements.push(sql.replace(/\s+/g, ' ').trim());
+          tx.atCommit(sql, params);
+        },
       };
       return fn(seen);
     }, opts);

@@ -94,6 +94,89 @@ for (const backend of BACKENDS) {
         assert.equal((await store.query('SELECT id FROM widgets WHERE id = ?', ['b'])).length, 0);
       }));
 
+    test('statements queued at commit run last, in order, values intact; a failing one commits nothing', () =>
+      run(async (store) => {
+        await store.migrate([
+          {
+            version: 1002,
+            name: 'at-commit probe',
+            sql: 'CREATE TABLE at_commit_probe (n INTEGER PRIMARY KEY, v TEXT, b BLOB_OR_BYTES)'.replace(
+              'BLOB_OR_BYTES',
+              backend.name === 'postgres' ? 'BYTEA' : 'BLOB',
+            ),
+          },
+        ]);
+        // Values a literal must carry intact (PostgreSQL inlines them into one simple query).
+        const tricky = [
+          "it's; DROP TABLE at_commit_probe; --",
+          'back\\slash \\x00 and "quotes" and ?',
+          'ünïcödé ✓',
+          '',
+        ];
+        const seen = await store.transaction(async (tx) => {
+          tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [2, tricky[0]!]);
+          tx.atCommit('UPDATE at_commit_probe SET v = v || ? WHERE n = ?', ['!', 2]);
+          for (const [i, v] of tricky.slice(1).entries()) {
+            tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [10 + i, v]);
+          }
+          tx.atCommit('INSERT INTO at_commit_probe (n, v, b) VALUES (?, ?, ?)', [
+            20,
+            null,
+            Buffer.from([0, 1, 0xfe, 0x27]),
+          ]);
+          await tx.execute('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [1, 'first']);
+          // Queued, not yet run: the transaction's own statements see nothing of them.
+          return tx.query<{ n: number }>('SELECT n FROM at_commit_probe ORDER BY n');
+        });
+        assert.deepEqual(
+          seen.map((r) => Number(r.n)),
+          [1],
+        );
+        const rows = await store.query<{ n: number; v: string | null; b: Buffer | null }>(
+          'SELECT n, v, b FROM at_commit_probe ORDER BY n',
+        );
+        assert.deepEqual(
+          rows.map((r) => [Number(r.n), r.v]),
+          [
+            [1, 'first'],
+            [2, `${tricky[0]!}!`],
+            [10, tricky[1]],
+            [11, tricky[2]],
+            [12, tricky[3]],
+            [20, null],
+          ],
+        );
+        assert.deepEqual([...Buffer.from(rows.at(-1)!.b!)], [0, 1, 0xfe, 0x27]);
+        // A queued statement that fails: nothing of the transaction commits, and it says why.
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.execute('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [30, 'kept?']);
+            tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [31, 'after']);
+            tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [1, 'duplicate']);
+            tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [32, 'never']);
+          }),
+          /unique|UNIQUE|duplicate/,
+        );
+        const left = await store.query<{ n: number }>(
+          'SELECT n FROM at_commit_probe WHERE n >= 30 ORDER BY n',
+        );
+        assert.deepEqual(left, []);
+        // The store is usable afterwards (the connection was given back clean).
+        await store.transaction(async (tx) => {
+          tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [40, 'after a failure']);
+        });
+        assert.equal(
+          (await store.query('SELECT n FROM at_commit_probe WHERE n = ?', [40])).length,
+          1,
+        );
+        // Queued after the transaction ended: refused.
+        let late: (() => void) | undefined;
+        await store.transaction(async (tx) => {
+          late = () => tx.atCommit('INSERT INTO at_commit_probe (n, v) VALUES (?, ?)', [50, 'x']);
+        });
+        assert.throws(() => late!(), /finished/);
+      }));
+
     test('durable() puts relaxed commits on disk, and syncs nothing when none is pending', () =>
       run(async (store) => {
         await store.migrate([

@@ -10,6 +10,7 @@ import {
   type MigrationStatus,
   type OpenStoreOptions,
   type Row,
+  type SqlRunner,
   type SqlValue,
   type Store,
   type StoreTx,
@@ -44,6 +45,45 @@ export function toPositional(sql: string): string {
       out += c;
     }
   }
+  return out;
+}
+
+/** A value as a PostgreSQL literal, untyped as a parameter is (its type comes from where it stands). */
+function literal(v: SqlValue): string {
+  if (v === null) return 'NULL';
+  if (typeof v === 'string') return pg.escapeLiteral(v);
+  if (typeof v === 'bigint') return `'${v.toString()}'`;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error(`cannot inline ${String(v)} as a literal`);
+    return `'${String(v)}'`;
+  }
+  return pg.escapeLiteral(`\\x${v.toString('hex')}`);
+}
+
+/**
+ * `sql` with each `?` placeholder (outside quotes) replaced by its parameter as a literal, for a
+ * statement sent in a simple query (which carries no parameters).
+ */
+export function inlineParams(sql: string, params: readonly SqlValue[]): string {
+  let out = '';
+  let n = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      out += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      out += c;
+    } else if (c === '?') {
+      if (n >= params.length) throw new Error(`more placeholders than parameters in: ${sql}`);
+      out += literal(params[n++]!);
+    } else {
+      out += c;
+    }
+  }
+  if (n !== params.length) throw new Error(`fewer placeholders than parameters in: ${sql}`);
   return out;
 }
 
@@ -103,7 +143,7 @@ function queryConfig(sql: string, params: readonly SqlValue[]): pg.QueryConfig {
   return name === undefined ? { text, values } : { name, text, values };
 }
 
-function runner(client: Queryable): StoreTx {
+function runner(client: Queryable): SqlRunner {
   return {
     dialect: 'postgres',
     async query<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []) {
@@ -121,7 +161,7 @@ export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
   readonly description: string;
   private readonly pool: pg.Pool;
-  private readonly direct: StoreTx;
+  private readonly direct: SqlRunner;
   readonly schema: string | undefined;
 
   constructor(url: string, opts: OpenStoreOptions = {}) {
@@ -175,11 +215,23 @@ export class PostgresStore implements Store {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
       // A relaxed commit does not wait for the WAL flush; the next synchronous commit covers it.
-      if (opts.relaxed) await client.query('SET LOCAL synchronous_commit = off');
-      const result = await fn(runner(client));
-      await client.query('COMMIT');
+      await client.query(opts.relaxed ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
+      /** Statements queued to run with the COMMIT, their parameters inlined. */
+      const last: string[] = [];
+      let open = true;
+      const tx: StoreTx = {
+        ...runner(client),
+        atCommit(sql: string, params: readonly SqlValue[] = []) {
+          if (!open) throw new Error('transaction is finished');
+          last.push(inlineParams(sql, params));
+        },
+      };
+      const result = await fn(tx);
+      open = false;
+      // One round trip: the queued statements, each with its own snapshot, then the COMMIT (a
+      // failing statement skips the rest, COMMIT included, and the transaction rolls back).
+      await client.query(last.length > 0 ? `${last.join(';\n')};\nCOMMIT` : 'COMMIT');
       return result;
     } catch (err) {
       try {

@@ -217,8 +217,14 @@ export class SqliteStore implements Store {
       const relaxed = opts.relaxed === true;
       const toggle = relaxed && !this.background;
       let open = true;
+      /** Statements queued to run just before the COMMIT. */
+      const last: [string, readonly SqlValue[]][] = [];
       const tx: StoreTx = {
         dialect: 'sqlite',
+        atCommit: (sql: string, params: readonly SqlValue[] = []) => {
+          if (!open) throw new Error('transaction is finished');
+          last.push([sql, params]);
+        },
         query: <R extends Row = Row>(sql: string, params: readonly SqlValue[] = []) => {
           if (!open) return Promise.reject(new Error('transaction is finished'));
           try {
@@ -242,6 +248,7 @@ export class SqliteStore implements Store {
         try {
           const result = await fn(tx);
           open = false;
+          for (const [sql, params] of last) this.executeNow(sql, params);
           this.db.exec('COMMIT');
           const c = this.committed(!relaxed && !this.background);
           if (this.background && !relaxed) n = c;

@@ -320,8 +320,14 @@ export class SqliteThreadStore implements Store {
         }
         return this.send(req);
       };
+      /** Statements queued to run just before the COMMIT. */
+      const last: [string, readonly SqlValue[]][] = [];
       const tx: StoreTx = {
         dialect: 'sqlite',
+        atCommit: (sql: string, params: readonly SqlValue[] = []) => {
+          if (!open) throw new Error('transaction is finished');
+          last.push([sql, params]);
+        },
         query: async <R extends Row = Row>(sql: string, params: readonly SqlValue[] = []) => {
           const reply = await run('query', sql, params);
           const rows = reply.rows ?? [];
@@ -336,6 +342,7 @@ export class SqliteThreadStore implements Store {
       let result: T;
       try {
         result = await fn(tx);
+        for (const [sql, params] of last) await run('execute', sql, params);
       } catch (err) {
         open = false;
         if (begun) await this.send({ op: 'rollback' }).catch(() => undefined);
