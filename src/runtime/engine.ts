@@ -1130,6 +1130,12 @@ class DurableEngine implements Engine {
           destinations,
           congested: [...congested],
           saturated,
+          room: new Map(
+            destinations.map((d) => [
+              d,
+              this.perDestination - (this.destinationInFlight.get(d) ?? 0),
+            ]),
+          ),
         });
       } catch (err) {
         if (this.stopping) break;

@@ -684,14 +684,16 @@ export async function claimMessages(
     // The CTE is evaluated once; rows another claimer holds are skipped, not waited for.
     // A claim is lease bookkeeping: losing it with the machine only hands the messages back, so
     // its commit does not wait for the WAL flush (one round trip, see RELAXED_COMMIT).
+    // The candidates, locked, come from claimable_messages (engine migration 6): the claim
+    // index walked in order, however stale the table's statistics.
     rows = await store.query<MessageRow>(
-      `WITH ${RELAXED_COMMIT}, c AS (${MESSAGE_CANDIDATES} FOR UPDATE SKIP LOCKED)
+      `WITH ${RELAXED_COMMIT}, c AS (SELECT claimable_messages(?, ?) AS seq)
        UPDATE messages SET lease_until = ?, lease_token = ?, attempts = attempts + 1
        FROM c, relaxed
        WHERE messages.seq = c.seq
          AND messages.status = 'queued' AND (messages.lease_until IS NULL OR messages.lease_until < ?)
        RETURNING messages.*`,
-      [opts.now, opts.now, opts.limit, leaseUntil, token, opts.now],
+      [opts.now, opts.limit, leaseUntil, token, opts.now],
     );
   } else {
     // One statement: pick, lease and return (one writer, so nothing can interleave).
@@ -1051,6 +1053,11 @@ export interface DeliveryClaimFilter {
   congested?: readonly string[];
   /** Destinations not to claim from at all (local in-flight limit reached). */
   saturated?: readonly string[];
+  /**
+   * PostgreSQL: at most this many deliveries of a destination (its free in-flight slots; default
+   * `limit`), which its claim locks and considers.
+   */
+  room?: ReadonlyMap<string, number>;
 }
 
 export async function claimDeliveries(
@@ -1061,32 +1068,44 @@ export async function claimDeliveries(
   if (f.limit <= 0 || destinations.length === 0) return [];
   const token = randomUUID();
   const congested = (f.congested ?? []).filter((d) => destinations.includes(d));
-  const params: SqlValue[] = [f.now, f.now, ...destinations];
-  let where = `d.status = 'queued' AND d.available_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
-    AND d.destination IN (${placeholders(destinations.length)})`;
-  if (congested.length > 0) {
-    where += ` AND NOT (d.priority = ${priorityRank('deferrable')} AND d.destination IN (${placeholders(congested.length)}))`;
-    params.push(...congested);
-  }
-  const candidates = `SELECT d.seq FROM deliveries d WHERE ${where} ORDER BY d.priority, d.seq LIMIT ?`;
-  params.push(f.limit);
   let rows: DeliveryRow[];
   if (store.dialect === 'postgres') {
+    // Each destination's candidates, locked, come from its own range of deliveries_queue
+    // (claimable_deliveries, engine migration 6), up to its room; a congested destination's
+    // range stops before its deferrable deliveries.
+    const ranges = destinations
+      .map((destination) => ({
+        destination,
+        room: Math.min(f.limit, Math.max(0, Math.floor(f.room?.get(destination) ?? f.limit))),
+        below: congested.includes(destination)
+          ? priorityRank('deferrable')
+          : PRIORITY_CLASSES.length,
+      }))
+      .filter((r) => r.room > 0);
+    if (ranges.length === 0) return [];
     rows = await store.query<DeliveryRow>(
-      `WITH ${RELAXED_COMMIT}, c AS (${candidates} FOR UPDATE SKIP LOCKED)
+      `WITH ${RELAXED_COMMIT}, c AS (SELECT claimable_deliveries(?, ?::jsonb, ?) AS seq)
        UPDATE deliveries SET lease_until = ?, lease_token = ?
        FROM c, relaxed
        WHERE deliveries.seq = c.seq
          AND deliveries.status = 'queued' AND (deliveries.lease_until IS NULL OR deliveries.lease_until < ?)
        RETURNING deliveries.*`,
-      [...params, f.now + f.leaseMs, token, f.now],
+      [f.now, JSON.stringify(ranges), f.limit, f.now + f.leaseMs, token, f.now],
     );
   } else {
+    const params: SqlValue[] = [f.now, f.now, ...destinations];
+    let where = `d.status = 'queued' AND d.available_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
+      AND d.destination IN (${placeholders(destinations.length)})`;
+    if (congested.length > 0) {
+      where += ` AND NOT (d.priority = ${priorityRank('deferrable')} AND d.destination IN (${placeholders(congested.length)}))`;
+      params.push(...congested);
+    }
+    params.push(f.limit);
     rows = await store.transaction(
       (tx) =>
         tx.query<DeliveryRow>(
           `UPDATE deliveries SET lease_until = ?, lease_token = ?
-           WHERE seq IN (${candidates})
+           WHERE seq IN (SELECT d.seq FROM deliveries d WHERE ${where} ORDER BY d.priority, d.seq LIMIT ?)
            RETURNING *`,
           [f.now + f.leaseMs, token, ...params],
         ),
