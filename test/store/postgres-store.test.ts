@@ -6,7 +6,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PG_SKIP, PG_URL, postgresDatabase } from './backends.js';
 import { openStore } from '../../src/store/index.js';
+import { inlineParams, toPositional } from '../../src/store/postgres/postgres-store.js';
 import type { Store } from '../../src/store/port.js';
+
+test('placeholders outside quotes become $n, or literals for a simple query', () => {
+  assert.equal(
+    toPositional(`SELECT ? AS a, '?' AS b, "?" AS c, ?`),
+    `SELECT $1 AS a, '?' AS b, "?" AS c, $2`,
+  );
+  assert.equal(
+    inlineParams(`SELECT ?, '?', ?, ?, ?, ?`, ["it's", null, 12.5, 7n, Buffer.from([1, 255])]),
+    `SELECT 'it''s', '?', NULL, '12.5', '7', E'\\\\x01ff'`,
+  );
+  assert.throws(() => inlineParams('SELECT ?, ?', [1]), /more placeholders than parameters/);
+  assert.throws(() => inlineParams('SELECT ?', [1, 2]), /fewer placeholders than parameters/);
+  assert.throws(() => inlineParams('SELECT ?', [Number.NaN]), /cannot inline NaN/);
+});
 
 test(
   'pooled connections plan per execution and keep the URL options',

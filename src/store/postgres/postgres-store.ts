@@ -26,38 +26,50 @@ const typeParsers = {
   },
 } as unknown as pg.CustomTypesConfig;
 
-/** Rewrites `?` placeholders (outside quotes) to `$1..$n`. */
-export function toPositional(sql: string): string {
-  let out = '';
-  let n = 0;
+/**
+ * `sql` with each `?` placeholder (outside quotes) replaced by `placeholder(n)`, n counting from
+ * 0; returns the text and how many there were.
+ */
+function replacePlaceholders(
+  sql: string,
+  placeholder: (n: number) => string,
+): { text: string; count: number } {
+  let text = '';
+  let count = 0;
   let quote: string | null = null;
   for (let i = 0; i < sql.length; i++) {
     const c = sql[i]!;
     if (quote) {
       if (c === quote) quote = null;
-      out += c;
+      text += c;
     } else if (c === "'" || c === '"') {
       quote = c;
-      out += c;
+      text += c;
     } else if (c === '?') {
-      out += `$${++n}`;
+      text += placeholder(count++);
     } else {
-      out += c;
+      text += c;
     }
   }
-  return out;
+  return { text, count };
+}
+
+/** Rewrites `?` placeholders (outside quotes) to `$1..$n`. */
+export function toPositional(sql: string): string {
+  return replacePlaceholders(sql, (n) => `$${n + 1}`).text;
 }
 
 /** A value as a PostgreSQL literal, untyped as a parameter is (its type comes from where it stands). */
 function literal(v: SqlValue): string {
   if (v === null) return 'NULL';
-  if (typeof v === 'string') return pg.escapeLiteral(v);
+  // pg.escapeLiteral writes E'…' (with a space before) when the text holds a backslash.
+  if (typeof v === 'string') return pg.escapeLiteral(v).trimStart();
   if (typeof v === 'bigint') return `'${v.toString()}'`;
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new Error(`cannot inline ${String(v)} as a literal`);
     return `'${String(v)}'`;
   }
-  return pg.escapeLiteral(`\\x${v.toString('hex')}`);
+  return pg.escapeLiteral(`\\x${v.toString('hex')}`).trimStart();
 }
 
 /**
@@ -65,26 +77,12 @@ function literal(v: SqlValue): string {
  * statement sent in a simple query (which carries no parameters).
  */
 export function inlineParams(sql: string, params: readonly SqlValue[]): string {
-  let out = '';
-  let n = 0;
-  let quote: string | null = null;
-  for (let i = 0; i < sql.length; i++) {
-    const c = sql[i]!;
-    if (quote) {
-      if (c === quote) quote = null;
-      out += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      out += c;
-    } else if (c === '?') {
-      if (n >= params.length) throw new Error(`more placeholders than parameters in: ${sql}`);
-      out += literal(params[n++]!);
-    } else {
-      out += c;
-    }
-  }
-  if (n !== params.length) throw new Error(`fewer placeholders than parameters in: ${sql}`);
-  return out;
+  const { text, count } = replacePlaceholders(sql, (n) => {
+    if (n >= params.length) throw new Error(`more placeholders than parameters in: ${sql}`);
+    return literal(params[n]!);
+  });
+  if (count !== params.length) throw new Error(`fewer placeholders than parameters in: ${sql}`);
+  return text;
 }
 
 const positionalCache = new Map<string, string>();
