@@ -1111,9 +1111,6 @@ class DurableEngine implements Engine {
         continue;
       }
       const destinations = [...this.senders.keys()];
-      const saturated = destinations.filter(
-        (d) => (this.destinationInFlight.get(d) ?? 0) >= this.perDestination,
-      );
       const congested = new Set(
         Object.entries(this.destinationBacklog)
           .filter(([dest, limit]) => this.backlogAhead(dest) > limit)
@@ -1129,7 +1126,6 @@ class DurableEngine implements Engine {
           now: Date.now(),
           destinations,
           congested: [...congested],
-          saturated,
           room: new Map(
             destinations.map((d) => [
               d,

@@ -1051,11 +1051,10 @@ export interface DeliveryClaimFilter {
   destinations: readonly string[];
   /** Destinations whose deferrable deliveries must wait. */
   congested?: readonly string[];
-  /** Destinations not to claim from at all (local in-flight limit reached). */
-  saturated?: readonly string[];
   /**
-   * PostgreSQL: at most this many deliveries of a destination (its free in-flight slots; default
-   * `limit`), which its claim locks and considers.
+   * Each destination's free in-flight slots (default `limit`): one with none is not claimed from
+   * (its local in-flight limit is reached); on PostgreSQL a destination's claim takes, and locks,
+   * at most that many.
    */
   room?: ReadonlyMap<string, number>;
 }
@@ -1064,7 +1063,8 @@ export async function claimDeliveries(
   store: Store,
   f: DeliveryClaimFilter,
 ): Promise<Claimed<DeliveryRow>[]> {
-  const destinations = f.destinations.filter((d) => !(f.saturated ?? []).includes(d));
+  const roomOf = (d: string) => Math.min(f.limit, f.room?.get(d) ?? f.limit);
+  const destinations = f.destinations.filter((d) => roomOf(d) > 0);
   if (f.limit <= 0 || destinations.length === 0) return [];
   const token = randomUUID();
   const congested = (f.congested ?? []).filter((d) => destinations.includes(d));
@@ -1073,16 +1073,11 @@ export async function claimDeliveries(
     // Each destination's candidates, locked, come from its own range of deliveries_queue
     // (claimable_deliveries, engine migration 6), up to its room; a congested destination's
     // range stops before its deferrable deliveries.
-    const ranges = destinations
-      .map((destination) => ({
-        destination,
-        room: Math.min(f.limit, Math.max(0, Math.floor(f.room?.get(destination) ?? f.limit))),
-        below: congested.includes(destination)
-          ? priorityRank('deferrable')
-          : PRIORITY_CLASSES.length,
-      }))
-      .filter((r) => r.room > 0);
-    if (ranges.length === 0) return [];
+    const ranges = destinations.map((destination) => ({
+      destination,
+      room: roomOf(destination),
+      below: congested.includes(destination) ? priorityRank('deferrable') : PRIORITY_CLASSES.length,
+    }));
     rows = await store.query<DeliveryRow>(
       `WITH ${RELAXED_COMMIT}, c AS (SELECT claimable_deliveries(?, ?::jsonb, ?) AS seq)
        UPDATE deliveries SET lease_until = ?, lease_token = ?
