@@ -279,6 +279,20 @@ function noBacklog(): BacklogCounts {
   return { ahead: new Map(), deferrable: 0 };
 }
 
+/**
+ * Counts `n` queued items into `counts`: deferrable ones as deferrable work, a delivery of another
+ * class as backlog ahead of its destination, a message of another class not at all.
+ */
+function addWork(
+  counts: BacklogCounts,
+  deferrable: boolean,
+  destination: string | null,
+  n = 1,
+): void {
+  if (deferrable) counts.deferrable += n;
+  else if (destination !== null) addTo(counts.ahead, destination, n);
+}
+
 interface PendingSettle {
   claimed: Claimed<DeliveryRow>;
   result: DeliveryResult;
@@ -487,10 +501,7 @@ class DurableEngine implements Engine {
   private afterReplay(results: ReplayResult[]): void {
     // What a replay queued again counts in the backlog at once, as the engine's own writes do.
     const requeued = noBacklog();
-    for (const r of results) {
-      if (r.priority === 'deferrable') requeued.deferrable++;
-      else if (r.destination !== undefined) addTo(requeued.ahead, r.destination, 1);
-    }
+    for (const r of results) addWork(requeued, r.priority === 'deferrable', r.destination ?? null);
     this.countOwn(requeued);
     for (const r of results) {
       this.counters.replayed++;
@@ -575,7 +586,7 @@ class DurableEngine implements Engine {
     }
     // Every caller is answered first; listeners of `accepted` hear of it after.
     const accepted: EngineEvents['accepted'][0][] = [];
-    let acceptedDeferrable = 0;
+    const queued = noBacklog();
     batch.forEach((b, i) => {
       const r = results[i]!;
       if (r instanceof Error) {
@@ -585,7 +596,7 @@ class DurableEngine implements Engine {
       switch (r.outcome) {
         case 'accepted':
           this.counters.accepted++;
-          if (b.req.priority === 'deferrable') acceptedDeferrable++;
+          addWork(queued, b.req.priority === 'deferrable', null);
           accepted.push({
             messageId: r.messageId,
             type: b.req.type,
@@ -605,7 +616,7 @@ class DurableEngine implements Engine {
       }
       b.resolve(r);
     });
-    if (acceptedDeferrable > 0) this.countOwn({ ahead: new Map(), deferrable: acceptedDeferrable });
+    this.countOwn(queued);
     if (accepted.length === 0) return;
     this.messageWaker.wake();
     for (const e of accepted) this.notify('accepted', e);
@@ -635,12 +646,9 @@ class DurableEngine implements Engine {
       );
       const deferrable = priorityOrder('deferrable');
       const read = noBacklog();
-      for (const m of d.messages) if (m.priority === deferrable) read.deferrable += m.n;
-      for (const x of d.deliveries) {
-        // A destination's backlog is the work deferrable deliveries would wait behind.
-        if (x.priority === deferrable) read.deferrable += x.n;
-        else addTo(read.ahead, x.destination, x.n);
-      }
+      for (const m of d.messages) addWork(read, m.priority === deferrable, null, m.n);
+      // A destination's backlog is the work deferrable deliveries would wait behind.
+      for (const x of d.deliveries) addWork(read, x.priority === deferrable, x.destination, x.n);
       this.readBacklog = read;
       const own = this.ownBacklog;
       own.deferrable = Math.max(0, own.deferrable - before.deferrable);
@@ -902,8 +910,7 @@ class DurableEngine implements Engine {
         perDestination.set(d.destination, n);
         effects.delivered++;
         const priority = d.priority ?? msg.priority;
-        if (priority === 'deferrable') effects.deferrable++;
-        else addTo(effects.ahead, d.destination, 1);
+        addWork(effects, priority === 'deferrable', d.destination);
         return insertDelivery(
           sql,
           {
@@ -1048,7 +1055,7 @@ class DurableEngine implements Engine {
       sealWhen: this.sealWhen,
     });
     if (r.outcome === 'backpressure') throw new Error('unreachable: emit refused');
-    if (r.outcome === 'accepted' && req.priority === 'deferrable') effects.deferrable++;
+    if (r.outcome === 'accepted') addWork(effects, req.priority === 'deferrable', null);
     return r.messageId;
   }
 
