@@ -65,6 +65,13 @@ function watchDepthReads(
   return { store, reads: () => n };
 }
 
+/** A promise that resolves once `open()` is called. */
+function latch(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return { opened, open };
+}
+
 /** No deferrable delivery started before every critical one had ended. */
 function assertDeferrableAfterCritical(sent: readonly Sent[]): void {
   const criticalDone = Math.max(
@@ -154,10 +161,9 @@ test('deliveries the engine writes count at once, however long since the depths 
   // The first read of the depths answers; the next one waits until the test ends (a slow count
   // over a large PostgreSQL queue, or reads spaced far apart): back-pressure must still see the
   // critical deliveries the handlers write meanwhile, and their delivery.
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
+  const end = latch();
   const { store, reads } = watchDepthReads(base, async (n) => {
-    if (n > 1) await released;
+    if (n > 1) await end.opened;
   });
   const engine = createEngine({
     store,
@@ -179,7 +185,7 @@ test('deliveries the engine writes count at once, however long since the depths 
     assert.equal(reads(), 2, 'no depth read answered after the first');
     assertDeferrableAfterCritical(sent);
   } finally {
-    release();
+    end.open();
     await engine.stop();
     await base.close();
   }
@@ -189,13 +195,11 @@ test('dead letters replayed count at once, however long since the depths were re
   const base = await openStore('sqlite::memory:');
   // The second read of the depths answers when the engine stops (which waits for it), before
   // anything is replayed; later ones wait until the test ends.
-  let answer!: () => void;
-  const answered = new Promise<void>((r) => (answer = r));
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
+  const stopping = latch();
+  const end = latch();
   const { store, reads } = watchDepthReads(base, async (n) => {
-    if (n === 2) await answered;
-    if (n > 2) await released;
+    if (n === 2) await stopping.opened;
+    if (n > 2) await end.opened;
   });
   const engine = createEngine({
     store,
@@ -225,7 +229,7 @@ test('dead letters replayed count at once, however long since the depths were re
     assert.equal((await note(3)).outcome, 'accepted');
     await waitFor('the third dead', () => engine.counters.deadLettered === 3);
     // Stopped, the engine claims nothing more: what is replayed stays queued.
-    answer();
+    stopping.open();
     await engine.stop();
     const replayed = await engine.deadLetters.replayMatching({});
     assert.equal(replayed.length, 3);
@@ -234,7 +238,7 @@ test('dead letters replayed count at once, however long since the depths were re
     // refused.
     assert.equal((await note(4)).outcome, 'backpressure');
   } finally {
-    release();
+    end.open();
     await engine.stop();
     await base.close();
   }

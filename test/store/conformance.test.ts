@@ -100,10 +100,9 @@ for (const backend of BACKENDS) {
           {
             version: 1002,
             name: 'at-commit probe',
-            sql: 'CREATE TABLE at_commit_probe (n INTEGER PRIMARY KEY, v TEXT, b BLOB_OR_BYTES)'.replace(
-              'BLOB_OR_BYTES',
-              backend.name === 'postgres' ? 'BYTEA' : 'BLOB',
-            ),
+            sql: `CREATE TABLE at_commit_probe (n INTEGER PRIMARY KEY, v TEXT, b ${
+              backend.name === 'postgres' ? 'BYTEA' : 'BLOB'
+            })`,
           },
         ]);
         // Values a literal must carry intact (PostgreSQL inlines them into one simple query).
